@@ -1,0 +1,1 @@
+//! Sans-IO codec of the ThingWorx AlwaysOn message layer

@@ -1,0 +1,1 @@
+//! Tether Edge MicroServer: AlwaysOn client, local REST, gateway, tunnel module

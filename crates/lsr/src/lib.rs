@@ -1,0 +1,1 @@
+//! Lua Script Resource: things written in Lua, registered with an EMS

@@ -1,0 +1,1 @@
+//! WebSocket, TLS and QUIC plumbing shared by Tether's components

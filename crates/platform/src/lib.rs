@@ -1,0 +1,1 @@
+//! The Tether platform: things, app keys, users, AlwaysOn endpoint, REST API, broker

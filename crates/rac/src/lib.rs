@@ -1,0 +1,1 @@
+//! Remote Access Client engine: joins a session, opens a local port, pipes bytes

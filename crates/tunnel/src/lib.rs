@@ -1,0 +1,1 @@
+//! Sans-IO tunnel frame codec and stream multiplexer (spec/tunnel.md)
