@@ -1,0 +1,200 @@
+//! Byte-level reading and writing: big-endian integers and the AlwaysOn string (§2.3).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+
+/// A cursor over borrowed input. Every read checks the remaining length first.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(DecodeError::Truncated(what));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let s = self.bytes(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(DecodeError::Truncated(what)),
+        }
+    }
+
+    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn f64(&mut self, what: &'static str) -> Result<f64, DecodeError> {
+        Ok(f64::from_be_bytes(self.array(what)?))
+    }
+
+    /// Raw string bytes: 1-byte length below 128, else 4-byte BE length with bit 31 set.
+    pub(crate) fn str_bytes(
+        &mut self,
+        max: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
+        let first = self.u8(what)?;
+        let len = if first & 0x80 == 0 {
+            usize::from(first)
+        } else {
+            let rest: [u8; 3] = self.array(what)?;
+            u32::from_be_bytes([first & 0x7F, rest[0], rest[1], rest[2]]) as usize
+        };
+        if len > max {
+            return Err(DecodeError::TooLarge { what, len, max });
+        }
+        self.bytes(len, what)
+    }
+
+    /// A string (§2.3), UTF-8 checked, at most `max` bytes.
+    pub(crate) fn string(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
+        let raw = self.str_bytes(max, what)?;
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(DecodeError::InvalidUtf8(what)),
+        }
+    }
+
+    /// A u32 BE length (no marker bit) followed by raw bytes: BLOB and IMAGE.
+    pub(crate) fn blob(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let len = self.u32(what)? as usize;
+        if len > max {
+            return Err(DecodeError::TooLarge { what, len, max });
+        }
+        Ok(self.bytes(len, what)?.to_vec())
+    }
+}
+
+/// Largest string length the 31-bit prefix can carry.
+const MAX_WIRE_STRING: usize = 0x7FFF_FFFF;
+
+/// Writes the length prefix and the bytes of a string.
+pub(crate) fn put_str(out: &mut BytesMut, s: &str) -> Result<(), EncodeError> {
+    put_str_bytes(out, s.as_bytes())
+}
+
+pub(crate) fn put_str_bytes(out: &mut BytesMut, b: &[u8]) -> Result<(), EncodeError> {
+    let len = b.len();
+    if len < 128 {
+        out.reserve(1 + len);
+        out.put_u8(len as u8);
+    } else if len <= MAX_WIRE_STRING {
+        out.reserve(4 + len);
+        out.put_u32(len as u32 | 0x8000_0000);
+    } else {
+        return Err(EncodeError::TooMany {
+            what: "string length",
+            len,
+            max: MAX_WIRE_STRING,
+        });
+    }
+    out.put_slice(b);
+    Ok(())
+}
+
+/// Writes a u32 length without marker bit and the bytes (BLOB, IMAGE).
+pub(crate) fn put_blob(out: &mut BytesMut, b: &[u8]) -> Result<(), EncodeError> {
+    let len = u32::try_from(b.len()).map_err(|_| EncodeError::TooMany {
+        what: "blob length",
+        len: b.len(),
+        max: u32::MAX as usize,
+    })?;
+    out.reserve(4 + b.len());
+    out.put_u32(len);
+    out.put_slice(b);
+    Ok(())
+}
+
+/// A count as u8, or an error naming it.
+pub(crate) fn count_u8(n: usize, what: &'static str) -> Result<u8, EncodeError> {
+    u8::try_from(n).map_err(|_| EncodeError::TooMany {
+        what,
+        len: n,
+        max: u8::MAX as usize,
+    })
+}
+
+/// A count as u16, or an error naming it.
+pub(crate) fn count_u16(n: usize, what: &'static str) -> Result<u16, EncodeError> {
+    u16::try_from(n).map_err(|_| EncodeError::TooMany {
+        what,
+        len: n,
+        max: u16::MAX as usize,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_strings() {
+        let mut out = BytesMut::new();
+        put_str(&mut out, "Hello World").unwrap();
+        assert_eq!(&out[..], b"\x0bHello World");
+        let long = "x".repeat(200);
+        let mut out = BytesMut::new();
+        put_str(&mut out, &long).unwrap();
+        assert_eq!(&out[..4], &[0x80, 0, 0, 200]);
+        let mut r = Reader::new(&out);
+        assert_eq!(r.string(1000, "s").unwrap(), long);
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn string_limits_and_truncation() {
+        let mut r = Reader::new(&[0x80, 0, 0, 200, b'x']);
+        assert!(matches!(
+            r.string(100, "s"),
+            Err(DecodeError::TooLarge { len: 200, .. })
+        ));
+        let mut r = Reader::new(&[0x80, 0, 0, 200, b'x']);
+        assert_eq!(r.string(1000, "s"), Err(DecodeError::Truncated("s")));
+        let mut r = Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(r.string(usize::MAX, "s").is_err());
+        let mut r = Reader::new(&[2, 0xC3, 0x28]);
+        assert_eq!(r.string(10, "s"), Err(DecodeError::InvalidUtf8("s")));
+    }
+}
