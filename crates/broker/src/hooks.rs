@@ -1,0 +1,184 @@
+//! What the broker needs from the platform, as three small traits: who is
+//! calling and what they may do ([`Authorizer`]), how to reach the edge
+//! ([`EdgeControl`]), and where the audit record goes ([`SessionAudit`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+use crate::session::EndReason;
+use crate::token::Secret;
+
+/// An authenticated caller of the session API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name (the owner of the sessions it creates; app keys act as the
+    /// user they are bound to).
+    pub user: String,
+    /// Administrators see and end every session.
+    pub admin: bool,
+    /// Authenticated without a browser cookie (app key or password): such a
+    /// caller may ask for the client token directly at creation.
+    pub cli: bool,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No or bad credentials (HTTP 401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated but not allowed (HTTP 403); the text is shown.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The thing or interface does not exist (HTTP 404); the text is shown.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The platform could not decide (HTTP 500); the text is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where the edge connects for a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Host as the edge sees it, usually `127.0.0.1`.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Protocol hint: `tcp` for every interface today.
+    pub protocol: String,
+}
+
+/// Authentication and authorisation, implemented by the platform.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Who sent this request (cookie + CSRF for unsafe methods, app key,
+    /// basic password, ...). Called for every `/api/v1/sessions` request
+    /// except the nonce trade, which the nonce itself authorises.
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+    ) -> BoxFuture<'a, Result<Principal, AuthError>>;
+
+    /// May `who` open a session to `interface` on `thing`? On success, the
+    /// target the edge should connect to.
+    fn authorize_open<'a>(
+        &'a self,
+        who: &'a Principal,
+        thing: &'a str,
+        interface: &'a str,
+    ) -> BoxFuture<'a, Result<Target, AuthError>>;
+}
+
+/// What the edge is asked to do when a session is created.
+#[derive(Debug, Clone)]
+pub struct StartTunnelRequest {
+    /// Session id (also the legacy tunnel id).
+    pub session_id: String,
+    /// The thing that should attach.
+    pub thing: String,
+    /// Interface name, e.g. `ssh`.
+    pub interface: String,
+    /// `wss://.../remote-access/v1/sessions/{id}/server`.
+    pub server_url: String,
+    /// The single-use server token, sent as `Authorization: Bearer`.
+    pub server_token: Secret,
+    /// Where the edge connects for each stream.
+    pub target: Target,
+    /// The edge must attach before this.
+    pub attach_deadline: Duration,
+    /// Idle timeout (legacy `idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Largest DATA payload (legacy `chunksize`).
+    pub max_payload: u32,
+}
+
+/// Tells the edge a session is over.
+#[derive(Debug, Clone)]
+pub struct CompleteTunnelRequest {
+    /// Session id.
+    pub session_id: String,
+    /// The thing that was asked to attach.
+    pub thing: String,
+    /// Why the session ended.
+    pub reason: EndReason,
+}
+
+/// An edge call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// The thing is not connected to this platform (HTTP 409).
+    #[error("{0} is not connected")]
+    NotConnected(String),
+    /// The edge refused (allow-list, unknown interface...) (HTTP 502).
+    #[error("the edge refused: {0}")]
+    Refused(String),
+    /// The edge did not answer in time (HTTP 504).
+    #[error("the edge did not answer in time")]
+    Timeout,
+    /// Anything else (HTTP 502).
+    #[error("edge call failed: {0}")]
+    Failed(String),
+}
+
+/// How the broker reaches the edge, implemented by the platform over the
+/// edge's AlwaysOn socket.
+pub trait EdgeControl: Send + Sync + 'static {
+    /// Invoke `StartTunnel` on the thing. Returns once the edge accepted.
+    fn start_tunnel(&self, req: StartTunnelRequest) -> BoxFuture<'_, Result<(), EdgeError>>;
+
+    /// Invoke `CompleteTunnel` on the thing. Best effort: the broker logs a
+    /// failure and carries on.
+    fn complete_tunnel(&self, req: CompleteTunnelRequest) -> BoxFuture<'_, Result<(), EdgeError>>;
+}
+
+/// The audit row of one ended session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    /// Session id.
+    pub id: String,
+    /// The user who created it.
+    pub user: String,
+    /// The thing.
+    pub thing: String,
+    /// The interface.
+    pub interface: String,
+    /// When it was created.
+    pub created: DateTime<Utc>,
+    /// When both sides were attached (never, if it did not get there).
+    pub started: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended: DateTime<Utc>,
+    /// DATA payload bytes from the client side to the server side.
+    pub bytes_client_to_server: u64,
+    /// DATA payload bytes from the server side to the client side.
+    pub bytes_server_to_client: u64,
+    /// Streams opened.
+    pub streams: u64,
+    /// Machine-readable end reason, e.g. `idle_timeout`.
+    pub reason: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+/// Where ended sessions are recorded, implemented by the platform's store.
+pub trait SessionAudit: Send + Sync + 'static {
+    /// Write the record. Called exactly once per session.
+    fn session_ended(&self, record: SessionRecord) -> BoxFuture<'_, ()>;
+}
+
+/// The platform's implementations, handed to [`crate::Broker::new`].
+#[derive(Clone)]
+pub struct Hooks {
+    /// Authentication and authorisation.
+    pub auth: Arc<dyn Authorizer>,
+    /// Edge calls.
+    pub edge: Arc<dyn EdgeControl>,
+    /// Audit sink.
+    pub audit: Arc<dyn SessionAudit>,
+}

@@ -1,0 +1,198 @@
+//! The broker's HTTP surface: the session API under `/api/v1/sessions` and
+//! the two WebSocket attach endpoints under `/remote-access/v1/sessions`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::actor::Command;
+use crate::broker::{Broker, CreateSession};
+use crate::error::BrokerError;
+use crate::session::Side;
+use crate::token::MAX_TOKEN_LEN;
+
+/// The WebSocket subprotocol of the native tunnel.
+pub const SUBPROTOCOL: &str = "tether-tunnel.v1";
+
+/// The broker's routes, ready to be merged into the platform's router
+/// (whatever its state type).
+pub fn router<S>(broker: Broker) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/api/v1/sessions", post(create).get(list))
+        .route("/api/v1/sessions/{id}", get(show).delete(end))
+        .route("/api/v1/sessions/{id}/client-token", post(trade))
+        .route("/remote-access/v1/sessions/{id}/server", get(attach_server))
+        .route("/remote-access/v1/sessions/{id}/client", get(attach_client))
+        .with_state(broker)
+}
+
+impl Broker {
+    /// Shorthand for [`router`].
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        router(self.clone())
+    }
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, BrokerError> {
+    body.map(|Json(t)| t)
+        .map_err(|e| BrokerError::BadRequest(e.body_text()))
+}
+
+async fn create(
+    State(b): State<Broker>,
+    parts: http::request::Parts,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> Result<Response, BrokerError> {
+    let who = b.hooks().auth.authenticate(&parts).await?;
+    let req = json_body(body)?;
+    let created = b.create(&who, req).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list(
+    State(b): State<Broker>,
+    parts: http::request::Parts,
+) -> Result<Response, BrokerError> {
+    let who = b.hooks().auth.authenticate(&parts).await?;
+    Ok(Json(b.list(&who)).into_response())
+}
+
+async fn show(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    parts: http::request::Parts,
+) -> Result<Response, BrokerError> {
+    let who = b.hooks().auth.authenticate(&parts).await?;
+    Ok(Json(b.get(&who, &id)?).into_response())
+}
+
+async fn end(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    parts: http::request::Parts,
+) -> Result<Response, BrokerError> {
+    let who = b.hooks().auth.authenticate(&parts).await?;
+    Ok(Json(b.end(&who, &id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trade {
+    nonce: String,
+}
+
+async fn trade(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    body: Result<Json<Trade>, JsonRejection>,
+) -> Result<Response, BrokerError> {
+    let t = json_body(body)?;
+    Ok(Json(b.trade_nonce(&id, &t.nonce)?).into_response())
+}
+
+async fn attach_server(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    attach(b, id, Side::Server, headers, ws).unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn attach_client(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    attach(b, id, Side::Client, headers, ws).unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The bearer token of a request, if well formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
+        .then_some(token)
+}
+
+fn offers_subprotocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
+}
+
+/// Check the request, spend the token, upgrade. Every refusal happens
+/// before the upgrade (plain HTTP status).
+fn attach(
+    b: Broker,
+    id: String,
+    side: Side,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Response> {
+    let Some(token) = bearer(&headers) else {
+        return Err(b.refused().into_response());
+    };
+    let ws = ws.map_err(IntoResponse::into_response)?;
+    if !offers_subprotocol(&headers) {
+        return Err(BrokerError::NoSubprotocol.into_response());
+    }
+    let commands = b.claim(&id, side, token).map_err(|e| {
+        tracing::info!(session = %id, %side, "attach refused: bad token");
+        e.into_response()
+    })?;
+    let max = tunnel::HEADER_LEN + b.config().max_payload as usize;
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let _ = commands.send(Command::Attach { side, ws: socket }).await;
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "bearer  ".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn subprotocol_offer() {
+        let mut h = HeaderMap::new();
+        assert!(!offers_subprotocol(&h));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "x, tether-tunnel.v1".parse().unwrap(),
+        );
+        assert!(offers_subprotocol(&h));
+    }
+}

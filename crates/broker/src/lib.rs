@@ -1,0 +1,40 @@
+//! Remote-access session broker (spec/tunnel.md): pairs one client side (the
+//! RAC) with one server side (the edge) per session and forwards native
+//! tunnel frames between them. The platform mounts [`Broker::router`] and
+//! implements the [`hooks`] traits over its store and AlwaysOn sockets.
+//!
+//! - `config`: [`BrokerConfig`] (timeouts, limits, public URL).
+//! - `hooks`: [`Authorizer`], [`EdgeControl`], [`SessionAudit`], what the
+//!   platform provides.
+//! - `broker`: [`Broker`], the registry of live sessions and its operations.
+//! - `actor`: one task per session (lifecycle and timers).
+//! - `relay`: per-side reader and writer (frame checks, flow-control
+//!   accounting, zero-copy forwarding).
+//! - `http`: the axum routes ([`router`]).
+//! - `session`: [`Side`], [`State`], [`EndReason`], [`SessionView`].
+//! - `token`: 256-bit tokens, hashed, constant-time checks ([`Secret`]).
+//! - `metrics`: `tether_platform_tunnel_*` counters.
+//! - [`memory`]: in-memory hooks for tests.
+
+mod actor;
+mod broker;
+mod config;
+mod error;
+mod hooks;
+mod http;
+pub mod memory;
+mod metrics;
+mod relay;
+mod session;
+mod token;
+
+pub use broker::{Broker, ClientToken, CreateSession, Created, MAX_NAME_LEN};
+pub use config::{BrokerConfig, ConfigError};
+pub use error::BrokerError;
+pub use hooks::{
+    AuthError, Authorizer, CompleteTunnelRequest, EdgeControl, EdgeError, Hooks, Principal,
+    SessionAudit, SessionRecord, StartTunnelRequest, Target,
+};
+pub use http::{SUBPROTOCOL, router};
+pub use session::{EndReason, SessionView, Side, State};
+pub use token::Secret;

@@ -1,0 +1,513 @@
+//! The data path of one side: a reader task that checks each frame and
+//! forwards it to the peer's queue as the same `Bytes` it arrived in (DATA
+//! payloads are never copied or re-encoded), and a writer task that drains
+//! this side's queues onto its socket and pings it.
+//!
+//! Per direction the broker holds at most `queue_messages` frames, and per
+//! stream no more than the window: the broker tracks every stream's credit
+//! each way and ends the session if a side sends DATA beyond it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tunnel::{Frame, Hello, Kind, PROTOCOL_VERSION, peek_header};
+
+use crate::metrics::Metrics;
+use crate::session::{EndReason, Shared, Side, StreamState, lock};
+
+/// Largest credit a stream may accumulate (a receiver granting more than
+/// this is broken).
+const MAX_CREDIT: u64 = u32::MAX as u64;
+/// Control frames queued towards one side (HELLO, PEER, PONG, RESET, CLOSE).
+pub(crate) const CTRL_QUEUE: usize = 16;
+/// A WebSocket close reason is at most 123 bytes.
+const MAX_WS_CLOSE_REASON: usize = 123;
+
+/// Something to write to a side.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// An encoded frame.
+    Frame(Bytes),
+    /// Send CLOSE with this code and reason, close the socket, stop.
+    Close { code: u16, reason: String },
+}
+
+/// The sending ends of one side's queues.
+#[derive(Debug, Clone)]
+pub(crate) struct Queues {
+    pub ctrl: mpsc::Sender<Out>,
+    pub data: mpsc::Sender<Bytes>,
+}
+
+/// The receiving ends, handed to the writer when the side attaches.
+#[derive(Debug)]
+pub(crate) struct QueueRx {
+    pub ctrl: mpsc::Receiver<Out>,
+    pub data: mpsc::Receiver<Bytes>,
+}
+
+pub(crate) fn queues(data_messages: usize) -> (Queues, QueueRx) {
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
+    let (data_tx, data_rx) = mpsc::channel(data_messages);
+    (
+        Queues {
+            ctrl: ctrl_tx,
+            data: data_tx,
+        },
+        QueueRx {
+            ctrl: ctrl_rx,
+            data: data_rx,
+        },
+    )
+}
+
+/// Session limits the relay enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub window: u32,
+    pub max_payload: u32,
+    pub max_streams: usize,
+    pub ping_interval: Duration,
+}
+
+/// Everything one side's tasks need.
+pub(crate) struct Link {
+    pub side: Side,
+    pub shared: Arc<Shared>,
+    pub created_at: Instant,
+    pub limits: Limits,
+    pub own: Queues,
+    pub peer: Queues,
+    pub events: mpsc::Sender<EndReason>,
+    pub cancel: CancellationToken,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Start the reader and writer of a freshly attached side. Returns the
+/// writer's handle (the actor waits for it to flush CLOSE).
+pub(crate) fn start(
+    ws: WebSocket,
+    rx: QueueRx,
+    link: Link,
+    tracker: &tokio_util::task::TaskTracker,
+) -> tokio::task::JoinHandle<()> {
+    let (sink, stream) = ws.split();
+    let hello = Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        initial_window: link.limits.window,
+        max_payload: link.limits.max_payload,
+        capabilities: 0,
+    })
+    .to_bytes();
+    let writer = Writer {
+        side: link.side,
+        shared: link.shared.clone(),
+        events: link.events.clone(),
+        cancel: link.cancel.clone(),
+        ping_interval: link.limits.ping_interval,
+    };
+    let span = tracing::info_span!("side", side = %link.side);
+    tracker.spawn(tracing::Instrument::instrument(
+        read_loop(stream, link),
+        span.clone(),
+    ));
+    tracker.spawn(tracing::Instrument::instrument(
+        writer.run(sink, rx, hello),
+        span,
+    ))
+}
+
+struct Writer {
+    side: Side,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<EndReason>,
+    cancel: CancellationToken,
+    ping_interval: Duration,
+}
+
+impl Writer {
+    async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: QueueRx, hello: Bytes) {
+        let write_deadline = self.ping_interval * 2;
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.ping_interval,
+            self.ping_interval,
+        );
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut opaque: u64 = 0;
+        let mut next = Some(Message::Binary(hello));
+        loop {
+            if let Some(msg) = next.take() {
+                match timeout(write_deadline, sink.send(msg)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        self.ended(EndReason::SideLeft {
+                            side: self.side,
+                            detail: format!("write failed: {err}"),
+                        })
+                        .await;
+                        return;
+                    }
+                    Err(_) => {
+                        self.ended(EndReason::SideGone(self.side)).await;
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                out = rx.ctrl.recv() => match out {
+                    Some(Out::Frame(b)) => next = Some(Message::Binary(b)),
+                    Some(Out::Close { code, reason }) => {
+                        self.close(&mut sink, code, reason).await;
+                        return;
+                    }
+                    None => return,
+                },
+                _ = self.cancel.cancelled() => return,
+                data = rx.data.recv() => match data {
+                    Some(b) => {
+                        self.shared.queued[self.side.idx()].fetch_sub(b.len(), Ordering::Relaxed);
+                        next = Some(Message::Binary(b));
+                    }
+                    None => return,
+                },
+                _ = ping.tick() => {
+                    opaque = opaque.wrapping_add(1);
+                    next = Some(Message::Binary(Frame::Ping { opaque }.to_bytes()));
+                }
+            }
+        }
+    }
+
+    async fn close(&self, sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: String) {
+        let reason = tunnel::clamp_text(&reason).to_owned();
+        let frame = Frame::Close {
+            code,
+            reason: reason.clone(),
+        }
+        .to_bytes();
+        let ws_reason = clamp(&reason, MAX_WS_CLOSE_REASON).to_owned();
+        let deadline = Duration::from_secs(2).min(self.ping_interval);
+        let _ = timeout(deadline, async {
+            sink.send(Message::Binary(frame)).await?;
+            sink.send(Message::Close(Some(CloseFrame {
+                code,
+                reason: ws_reason.into(),
+            })))
+            .await
+        })
+        .await;
+    }
+
+    async fn ended(&self, reason: EndReason) {
+        if !self.cancel.is_cancelled() {
+            let _ = self.events.send(reason).await;
+        }
+    }
+}
+
+fn clamp(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+async fn read_loop(mut stream: SplitStream<WebSocket>, link: Link) {
+    let silence = link.limits.ping_interval * 2;
+    let mut hello_seen = false;
+    let reason = loop {
+        let next = tokio::select! {
+            _ = link.cancel.cancelled() => return,
+            r = timeout(silence, stream.next()) => r,
+        };
+        let msg = match next {
+            Err(_) => break EndReason::SideGone(link.side),
+            Ok(None) => {
+                break link.left("connection closed");
+            }
+            Ok(Some(Err(err))) => break link.left(&format!("read failed: {err}")),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        match msg {
+            Message::Binary(b) => {
+                if let Err(reason) = link.on_frame(b, &mut hello_seen).await {
+                    break reason;
+                }
+            }
+            Message::Text(_) => {
+                break link.protocol("text message: tether-tunnel.v1 uses binary frames");
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(c) => {
+                let detail = c.map_or_else(
+                    || "closed the connection".to_owned(),
+                    |c| format!("closed the connection ({} {})", c.code, c.reason),
+                );
+                break link.left(&detail);
+            }
+        }
+    };
+    if !link.cancel.is_cancelled() {
+        tracing::debug!(reason = %reason, "side reader ended");
+        let _ = link.events.send(reason).await;
+    }
+}
+
+/// What the stream table says about a frame.
+enum Route {
+    Forward,
+    Drop,
+}
+
+impl Link {
+    fn left(&self, detail: &str) -> EndReason {
+        EndReason::SideLeft {
+            side: self.side,
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn protocol(&self, detail: &str) -> EndReason {
+        self.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        EndReason::ProtocolError {
+            side: self.side,
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// Check one frame, update the stream table and counters, forward it.
+    async fn on_frame(&self, msg: Bytes, hello_seen: &mut bool) -> Result<(), EndReason> {
+        let h = peek_header(&msg).map_err(|e| self.protocol(&e.to_string()))?;
+        if h.body_len > self.limits.max_payload as usize {
+            return Err(self.protocol(&format!(
+                "{} frame of {} bytes exceeds max_payload {}",
+                h.kind, h.body_len, self.limits.max_payload
+            )));
+        }
+        if !*hello_seen && h.kind != Kind::Hello {
+            return Err(self.protocol(&format!("first frame is {}, not HELLO", h.kind)));
+        }
+        let me = self.side.idx();
+        let route = match h.kind {
+            Kind::Data => {
+                let len = h.body_len as u64;
+                let route = self.on_stream(h.stream, |s| {
+                    if s.fin[me] {
+                        return Err(format!("DATA after FIN on stream {}", h.stream));
+                    }
+                    if len > s.credit[me] {
+                        return Err(format!(
+                            "DATA beyond the window on stream {} ({len} bytes, {} allowed)",
+                            h.stream, s.credit[me]
+                        ));
+                    }
+                    s.credit[me] -= len;
+                    Ok(false)
+                })?;
+                if let Route::Forward = route {
+                    self.shared.bytes[me].fetch_add(len, Ordering::Relaxed);
+                    self.metrics.bytes[me].fetch_add(len, Ordering::Relaxed);
+                    let now_ms = u64::try_from(self.created_at.elapsed().as_millis())
+                        .unwrap_or(u64::MAX);
+                    self.shared.last_data_ms.fetch_max(now_ms, Ordering::Relaxed);
+                }
+                route
+            }
+            Kind::Window => {
+                let increment = match self.decode(msg.clone())? {
+                    Frame::Window { increment, .. } => u64::from(increment),
+                    _ => 0,
+                };
+                let peer = self.side.peer().idx();
+                self.on_stream(h.stream, |s| {
+                    s.credit[peer] += increment;
+                    if s.credit[peer] > MAX_CREDIT {
+                        return Err(format!("window overflow on stream {}", h.stream));
+                    }
+                    Ok(false)
+                })?
+            }
+            Kind::Open => return self.on_open(msg, h.stream).await,
+            Kind::OpenOk => {
+                if self.side == Side::Client {
+                    return Err(self.protocol("OPEN_OK from the client side"));
+                }
+                self.on_stream(h.stream, |s| {
+                    if s.open_ok {
+                        return Err(format!("second OPEN_OK on stream {}", h.stream));
+                    }
+                    s.open_ok = true;
+                    Ok(false)
+                })?
+            }
+            Kind::Fin => self.on_stream(h.stream, |s| {
+                if s.fin[me] {
+                    return Err(format!("second FIN on stream {}", h.stream));
+                }
+                s.fin[me] = true;
+                Ok(s.fin[0] && s.fin[1])
+            })?,
+            Kind::Reset => {
+                self.decode(msg.clone())?;
+                self.on_stream(h.stream, |_| Ok(true))?
+            }
+            Kind::Hello => {
+                if *hello_seen {
+                    return Err(self.protocol("second HELLO"));
+                }
+                if let Frame::Hello(hello) = self.decode(msg.clone())? {
+                    if hello.version != PROTOCOL_VERSION {
+                        return Err(EndReason::UnsupportedVersion {
+                            side: self.side,
+                            version: hello.version,
+                        });
+                    }
+                }
+                *hello_seen = true;
+                Route::Drop
+            }
+            Kind::Ping => {
+                if let Frame::Ping { opaque } = self.decode(msg.clone())? {
+                    // A side that does not read its socket misses a PONG:
+                    // never wait for it.
+                    let _ = self
+                        .own
+                        .ctrl
+                        .try_send(Out::Frame(Frame::Pong { opaque }.to_bytes()));
+                }
+                Route::Drop
+            }
+            Kind::Pong => Route::Drop,
+            Kind::Peer => return Err(self.protocol("PEER is sent by the broker only")),
+            Kind::Close => {
+                let detail = match self.decode(msg.clone())? {
+                    Frame::Close { code, reason } if reason.is_empty() => {
+                        format!("CLOSE {code}")
+                    }
+                    Frame::Close { code, reason } => format!("CLOSE {code}: {reason}"),
+                    _ => "CLOSE".to_owned(),
+                };
+                return Err(self.left(&detail));
+            }
+        };
+        match route {
+            Route::Forward => self.forward(msg).await,
+            Route::Drop => Ok(()),
+        }
+    }
+
+    fn decode(&self, msg: Bytes) -> Result<Frame, EndReason> {
+        Frame::decode_with_limit(msg, self.limits.max_payload)
+            .map_err(|e| self.protocol(&e.to_string()))
+    }
+
+    /// Apply `f` to a live stream; `f` returns whether the stream is now
+    /// closed. Frames for streams that were closed already are dropped (a
+    /// side may still be sending when the other resets); frames for streams
+    /// never opened end the session.
+    fn on_stream(
+        &self,
+        id: u32,
+        f: impl FnOnce(&mut StreamState) -> Result<bool, String>,
+    ) -> Result<Route, EndReason> {
+        let mut streams = lock(&self.shared.streams);
+        let highest = streams.highest;
+        match streams.live.get_mut(&id) {
+            Some(s) => match f(s) {
+                Ok(closed) => {
+                    if closed {
+                        streams.live.remove(&id);
+                    }
+                    Ok(Route::Forward)
+                }
+                Err(detail) => {
+                    drop(streams);
+                    Err(self.protocol(&detail))
+                }
+            },
+            None if id % 2 == 1 && id <= highest => Ok(Route::Drop),
+            None => {
+                drop(streams);
+                Err(self.protocol(&format!("frame for stream {id}, which does not exist")))
+            }
+        }
+    }
+
+    async fn on_open(&self, msg: Bytes, id: u32) -> Result<(), EndReason> {
+        if self.side == Side::Server {
+            return Err(self.protocol("only the client side opens streams"));
+        }
+        self.decode(msg.clone())?;
+        let refused = {
+            let mut streams = lock(&self.shared.streams);
+            if id % 2 == 0 || id <= streams.highest {
+                drop(streams);
+                return Err(self.protocol(&format!(
+                    "OPEN of stream {id}: client stream ids are odd and increasing"
+                )));
+            }
+            streams.highest = id;
+            if streams.live.len() >= self.limits.max_streams {
+                true
+            } else {
+                let window = u64::from(self.limits.window);
+                streams.live.insert(
+                    id,
+                    StreamState {
+                        credit: [window, window],
+                        fin: [false, false],
+                        open_ok: false,
+                    },
+                );
+                false
+            }
+        };
+        if refused {
+            if let Some(stream) = tunnel::StreamId::new(id) {
+                let reset = Frame::Reset {
+                    stream,
+                    code: tunnel::reset::BUSY,
+                    reason: format!(
+                        "too many streams in this session (limit {})",
+                        self.limits.max_streams
+                    ),
+                };
+                let _ = self.own.ctrl.send(Out::Frame(reset.to_bytes())).await;
+            }
+            return Ok(());
+        }
+        self.shared.streams_opened.fetch_add(1, Ordering::Relaxed);
+        self.metrics.streams_opened.fetch_add(1, Ordering::Relaxed);
+        self.forward(msg).await
+    }
+
+    /// Queue `msg` for the peer, waiting while its queue is full (this is
+    /// the backpressure that bounds the broker's memory).
+    async fn forward(&self, msg: Bytes) -> Result<(), EndReason> {
+        let peer = self.side.peer().idx();
+        let len = msg.len();
+        let now = self.shared.queued[peer].fetch_add(len, Ordering::Relaxed) + len;
+        self.shared.queued_max[peer].fetch_max(now, Ordering::Relaxed);
+        if self.peer.data.send(msg).await.is_err() {
+            self.shared.queued[peer].fetch_sub(len, Ordering::Relaxed);
+            return Err(EndReason::SideLeft {
+                side: self.side.peer(),
+                detail: "gone".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
