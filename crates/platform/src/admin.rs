@@ -1,0 +1,476 @@
+//! The admin CLI (`tether-platform admin --data-dir D …`): users, app keys,
+//! things and remote interfaces, straight against the data directory's store,
+//! so scripts and tests need no browser. Output is plain text (one entity per
+//! line) or JSON with `--json`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
+use crate::secret;
+use crate::store::{Store, StoreError};
+
+/// `tether-platform admin …`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The platform's data directory.
+    #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The entity to act on.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users who log in (web page, REST basic auth, AlwaysOn user/password).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Application keys for edges and scripts.
+    #[command(subcommand, name = "appkey")]
+    AppKey(AppKeyCommand),
+    /// Things.
+    #[command(subcommand)]
+    Thing(ThingCommand),
+    /// Remote interfaces (tunnel targets) of a thing.
+    #[command(subcommand)]
+    Interface(InterfaceCommand),
+    /// The newest audit-log entries.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints a generated password unless --password is given.
+    Add {
+        name: String,
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+        /// The password (else generated and printed once). Prefer the env variable.
+        #[arg(long, env = "TETHER_PLATFORM_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Change a user's role and/or set a new password.
+    Set {
+        name: String,
+        #[arg(long)]
+        role: Option<Role>,
+        #[arg(long, env = "TETHER_PLATFORM_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Delete a user and their app keys.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppKeyCommand {
+    /// Create a key; the key is printed once and only its hash is stored.
+    Create {
+        name: String,
+        /// The user the key acts as.
+        #[arg(long)]
+        user: String,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Client address or CIDR allowed to use the key (repeatable; none = any).
+        #[arg(long = "allow-address")]
+        allow_address: Vec<String>,
+        /// Thing-name pattern (`*` wildcard) the key may bind (repeatable; none = any).
+        #[arg(long = "thing")]
+        thing: Vec<String>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key: it can no longer authenticate.
+    Revoke { name: String },
+    /// Delete a key.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThingCommand {
+    /// Create a thing.
+    Add {
+        name: String,
+        /// Identifier an edge may bind with (`*identifier`).
+        #[arg(long)]
+        identifier: Option<String>,
+        #[arg(long, default_value = "RemoteThing")]
+        template: Template,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List things.
+    List,
+    /// Delete a thing with its properties and interfaces.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InterfaceCommand {
+    /// Add or replace a remote interface on a thing.
+    Add {
+        thing: String,
+        name: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "tcp")]
+        protocol: Protocol,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a thing's remote interfaces.
+    List { thing: String },
+    /// Remove a remote interface.
+    Delete { thing: String, name: String },
+}
+
+/// What can go wrong in an admin command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] secret::HashError),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Hashes a password off the async runtime.
+pub async fn hash_password_blocking(password: String) -> Result<String, AdminError> {
+    Ok(tokio::task::spawn_blocking(move || secret::hash_password(&password)).await??)
+}
+
+fn json_line(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Runs one admin command against the store in `args.data_dir` and returns
+/// what to print.
+pub async fn run(args: AdminArgs) -> Result<String, AdminError> {
+    let store = Store::open_sqlite_dir(&args.data_dir).await?;
+    let out = run_with_store(&store, args.command, args.json).await;
+    store.close().await;
+    out
+}
+
+/// Runs one admin command against an open store.
+pub async fn run_with_store(
+    store: &Store,
+    cmd: AdminCommand,
+    json: bool,
+) -> Result<String, AdminError> {
+    let mut out = String::new();
+    match cmd {
+        AdminCommand::User(UserCommand::Add {
+            name,
+            role,
+            password,
+        }) => {
+            if name.trim().is_empty() {
+                return Err(AdminError::Invalid("user name is empty".into()));
+            }
+            let (password, generated) = match password {
+                Some(p) if !p.is_empty() => (secret::Secret::new(p), false),
+                Some(_) => return Err(AdminError::Invalid("password is empty".into())),
+                None => (secret::generate_password(), true),
+            };
+            let hash = hash_password_blocking(password.expose().to_owned()).await?;
+            let user = store.create_user(&name, &hash, role).await?;
+            store
+                .audit("admin.user.add", "cli", &name, role.as_str(), "")
+                .await?;
+            if json {
+                let mut v = serde_json::to_value(&user).unwrap_or_default();
+                if generated {
+                    v["password"] = serde_json::Value::String(password.expose().to_owned());
+                }
+                out = json_line(&v);
+            } else {
+                out.push_str(&format!("created user {} ({})", user.name, user.role));
+                if generated {
+                    out.push_str(&format!("\npassword: {}", password.expose()));
+                }
+            }
+        }
+        AdminCommand::User(UserCommand::List) => {
+            let users = store.list_users().await?;
+            out = if json {
+                json_line(&users)
+            } else {
+                users
+                    .iter()
+                    .map(|u| format!("{}\t{}", u.name, u.role))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+        }
+        AdminCommand::User(UserCommand::Set {
+            name,
+            role,
+            password,
+        }) => {
+            let hash = match password {
+                Some(p) if p.is_empty() => {
+                    return Err(AdminError::Invalid("password is empty".into()));
+                }
+                Some(p) => Some(hash_password_blocking(p).await?),
+                None => None,
+            };
+            let user = store.update_user(&name, hash.as_deref(), role).await?;
+            store
+                .audit("admin.user.set", "cli", &name, user.role.as_str(), "")
+                .await?;
+            out = if json {
+                json_line(&user)
+            } else {
+                format!("updated user {} ({})", user.name, user.role)
+            };
+        }
+        AdminCommand::User(UserCommand::Delete { name }) => {
+            store.delete_user(&name).await?;
+            store
+                .audit("admin.user.delete", "cli", &name, "", "")
+                .await?;
+            out = format!("deleted user {name}");
+        }
+        AdminCommand::AppKey(AppKeyCommand::Create {
+            name,
+            user,
+            expires_in_days,
+            allow_address,
+            thing,
+        }) => {
+            for a in &allow_address {
+                if crate::model::Cidr::parse(a).is_none() {
+                    return Err(AdminError::Invalid(format!(
+                        "--allow-address `{a}` is not an address or CIDR"
+                    )));
+                }
+            }
+            let expires_at =
+                expires_in_days.map(|d| crate::model::now_ms() + i64::from(d) * 86_400_000);
+            let key = secret::generate_app_key();
+            let new = NewAppKey {
+                name,
+                user,
+                expires_at,
+                allowed_addresses: allow_address,
+                thing_patterns: thing,
+            };
+            let created = store
+                .create_app_key(&new, &secret::hash_app_key(key.expose()))
+                .await?;
+            store
+                .audit(
+                    "admin.appkey.create",
+                    "cli",
+                    &created.name,
+                    &created.user,
+                    "",
+                )
+                .await?;
+            out = if json {
+                let mut v = serde_json::to_value(&created).unwrap_or_default();
+                v["key"] = serde_json::Value::String(key.expose().to_owned());
+                json_line(&v)
+            } else {
+                format!(
+                    "created app key {} for {}\nkey: {}",
+                    created.name,
+                    created.user,
+                    key.expose()
+                )
+            };
+        }
+        AdminCommand::AppKey(AppKeyCommand::List) => {
+            let keys = store.list_app_keys().await?;
+            out = if json {
+                json_line(&keys)
+            } else {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\texpires={}\tthings={}\taddresses={}",
+                            k.name,
+                            k.user,
+                            if k.revoked { "revoked" } else { "active" },
+                            k.expires_at
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "never".into()),
+                            if k.thing_patterns.is_empty() {
+                                "*".into()
+                            } else {
+                                k.thing_patterns.join(",")
+                            },
+                            if k.allowed_addresses.is_empty() {
+                                "any".into()
+                            } else {
+                                k.allowed_addresses.join(",")
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+        }
+        AdminCommand::AppKey(AppKeyCommand::Revoke { name }) => {
+            store.revoke_app_key(&name).await?;
+            store
+                .audit("admin.appkey.revoke", "cli", &name, "", "")
+                .await?;
+            out = format!("revoked app key {name}");
+        }
+        AdminCommand::AppKey(AppKeyCommand::Delete { name }) => {
+            store.delete_app_key(&name).await?;
+            store
+                .audit("admin.appkey.delete", "cli", &name, "", "")
+                .await?;
+            out = format!("deleted app key {name}");
+        }
+        AdminCommand::Thing(ThingCommand::Add {
+            name,
+            identifier,
+            template,
+            description,
+        }) => {
+            if name.trim().is_empty() || name.starts_with('*') {
+                return Err(AdminError::Invalid(
+                    "thing name is empty or starts with `*`".into(),
+                ));
+            }
+            let identifier = identifier.map(|i| i.trim_start_matches('*').to_owned());
+            let t = store
+                .create_thing(&NewThing {
+                    name,
+                    identifier,
+                    template,
+                    description,
+                })
+                .await?;
+            store
+                .audit("admin.thing.add", "cli", &t.name, t.template.as_str(), "")
+                .await?;
+            out = if json {
+                json_line(&t)
+            } else {
+                format!("created thing {} ({})", t.name, t.template)
+            };
+        }
+        AdminCommand::Thing(ThingCommand::List) => {
+            let things = store.list_things().await?;
+            out = if json {
+                json_line(&things)
+            } else {
+                things
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            t.name,
+                            t.template,
+                            t.identifier.as_deref().unwrap_or("-"),
+                            if t.is_connected {
+                                "connected"
+                            } else {
+                                "disconnected"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+        }
+        AdminCommand::Thing(ThingCommand::Delete { name }) => {
+            store.delete_thing(&name).await?;
+            store
+                .audit("admin.thing.delete", "cli", &name, "", "")
+                .await?;
+            out = format!("deleted thing {name}");
+        }
+        AdminCommand::Interface(InterfaceCommand::Add {
+            thing,
+            name,
+            host,
+            port,
+            protocol,
+            description,
+        }) => {
+            if name.trim().is_empty() || host.trim().is_empty() || port == 0 {
+                return Err(AdminError::Invalid(
+                    "interface needs a name, a host and a non-zero port".into(),
+                ));
+            }
+            let iface = RemoteInterface {
+                name,
+                host,
+                port,
+                protocol,
+                description,
+            };
+            store.put_interface(&thing, &iface).await?;
+            store
+                .audit("admin.interface.add", "cli", &thing, &iface.name, "")
+                .await?;
+            out = if json {
+                json_line(&iface)
+            } else {
+                format!(
+                    "interface {} on {thing}: {} {}:{}",
+                    iface.name, iface.protocol, iface.host, iface.port
+                )
+            };
+        }
+        AdminCommand::Interface(InterfaceCommand::List { thing }) => {
+            let list = store.interfaces(&thing).await?;
+            out = if json {
+                json_line(&list)
+            } else {
+                list.iter()
+                    .map(|i| format!("{}\t{}\t{}:{}", i.name, i.protocol, i.host, i.port))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+        }
+        AdminCommand::Interface(InterfaceCommand::Delete { thing, name }) => {
+            store.delete_interface(&thing, &name).await?;
+            store
+                .audit("admin.interface.delete", "cli", &thing, &name, "")
+                .await?;
+            out = format!("deleted interface {name} of {thing}");
+        }
+        AdminCommand::Audit { limit } => {
+            let entries = store.audit_log(limit.clamp(1, 10_000)).await?;
+            out = if json {
+                json_line(&entries)
+            } else {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            e.time, e.kind, e.actor, e.subject, e.detail, e.peer
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+        }
+    }
+    Ok(out)
+}
