@@ -29,9 +29,11 @@ async fn ws_pair() -> (WebSocketStream<TcpStream>, WebSocketStream<TcpStream>) {
     let addr = l.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (s, _) = l.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
         tokio_tungstenite::accept_async(s).await.unwrap()
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
     let (client, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
         .await
         .unwrap();
