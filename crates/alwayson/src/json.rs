@@ -140,10 +140,11 @@ fn read_shape(v: &Value, limits: &Limits, depth: usize) -> Result<DataShape, Dec
                 });
             }
             for (k, v) in a {
+                check_len(k.len(), limits)?;
                 aspects.push((k.clone(), infer(v, limits, depth)?));
             }
         }
-        check_len(name.len(), limits)?;
+        check_len(name.len().max(description.len()), limits)?;
         fields.push(FieldDef {
             name: name.to_owned(),
             description: description.to_owned(),
@@ -165,10 +166,11 @@ fn infer_shape(first: Option<&Value>, limits: &Limits) -> Result<DataShape, Deco
             max: limits.max_fields,
         });
     }
-    let fields = row
-        .iter()
-        .map(|(k, v)| FieldDef::new(k.clone(), infer_type(v)))
-        .collect();
+    let mut fields = Vec::with_capacity(row.len());
+    for (k, v) in row {
+        check_len(k.len(), limits)?;
+        fields.push(FieldDef::new(k.clone(), infer_type(v)));
+    }
     Ok(DataShape { fields })
 }
 
