@@ -1,5 +1,7 @@
 //! Golden bytes: the §2.7 worked examples and every message in spec/alwayson-captures.txt.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use alwayson::{

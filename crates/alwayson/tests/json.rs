@@ -1,6 +1,8 @@
 //! JSON InfoTable vectors: real bodies from spec/captures/run2-http-ems-lsr.txt, checked against
 //! the binary the EMS produced for them (spec/alwayson-captures.txt), plus every cell form.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use alwayson::{

@@ -1,5 +1,7 @@
 //! Multipart: split/reassemble round trips, the captured chunk layouts, C SDK variants, limits, expiry.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
