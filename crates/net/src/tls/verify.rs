@@ -12,7 +12,9 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use super::Fingerprint;
 
 /// The presented certificate is not one of the pinned ones.
-#[derive(Debug)]
+///
+/// rustls shows `CertificateError::Other` with `Debug`, so `Debug` prints the
+/// same readable text as `Display`.
 struct PinMismatch {
     got: Fingerprint,
     pinned: Vec<Fingerprint>,
@@ -30,6 +32,12 @@ impl std::fmt::Display for PinMismatch {
         }
         let list: Vec<String> = self.pinned.iter().map(|p| p.to_string()).collect();
         write!(f, " ({})", list.join(", "))
+    }
+}
+
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
