@@ -1,6 +1,8 @@
 //! `http::serve` on real loopback sockets: axum websockets over TLS, peer
 //! address and custom headers, connection cap, graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! TLS trust modes against a real loopback server with a generated
 //! self-signed certificate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
