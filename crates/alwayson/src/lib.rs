@@ -13,6 +13,7 @@
 //! - `primitive`: [`Primitive`], the one value model for binary and JSON (§3.2).
 //! - `infotable`: [`DataShape`], [`FieldDef`], [`InfoTable`] binary form (§3.3).
 //! - `json`: the JSON InfoTable form of the EMS/LSR REST (§6.4, §12.10).
+//! - `json_value`: the JSON form of single values by declared base type.
 //! - `convention`: payload helpers: one-row tables, `_content_` (§12.7), property push (§12.8).
 //! - `body`: request, response, AUTH and BIND/UNBIND bodies (§2.4).
 //! - `message`: [`Header`], [`Message`], [`Body`] and their framing (§2.1).
@@ -27,6 +28,7 @@ mod convention;
 mod error;
 mod infotable;
 mod json;
+mod json_value;
 mod limits;
 mod message;
 mod multipart;
