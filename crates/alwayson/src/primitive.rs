@@ -309,6 +309,15 @@ mod tests {
             latitude: 2.0,
             elevation: 0.0,
         });
+        let lonlat = Location {
+            longitude: 1.0,
+            latitude: 2.0,
+            elevation: 3.0,
+        };
+        assert_eq!(
+            enc(&Primitive::Location(lonlat)),
+            hex("063ff000000000000040000000000000004008000000000000")
+        );
         let b = enc(&loc);
         assert_eq!(b.len(), 25);
         assert_eq!(Primitive::decode(&b, &Limits::default()).unwrap(), loc);

@@ -174,6 +174,12 @@ mod tests {
         let mut out = BytesMut::new();
         put_str(&mut out, "Hello World").unwrap();
         assert_eq!(&out[..], b"\x0bHello World");
+        let mut out = BytesMut::new();
+        put_str(&mut out, &"x".repeat(127)).unwrap();
+        assert_eq!(out[0], 127);
+        let mut out = BytesMut::new();
+        put_str(&mut out, &"x".repeat(128)).unwrap();
+        assert_eq!(&out[..4], &[0x80, 0, 0, 128]);
         let long = "x".repeat(200);
         let mut out = BytesMut::new();
         put_str(&mut out, &long).unwrap();
