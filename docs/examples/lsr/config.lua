@@ -1,0 +1,48 @@
+-------------------------------------------------------------------------------
+-- Example config.lua for tether-lsr (ThingWorx LSR format, runs unchanged on both).
+-- Run: tether-lsr -cfg docs/examples/lsr/config.lua
+-------------------------------------------------------------------------------
+
+scripts.log_level = "INFO"
+
+-- The EMS ("rap") local REST interface.
+scripts.rap_host = "127.0.0.1"
+scripts.rap_port = "8000"
+scripts.rap_ssl = false
+scripts.rap_validate = false
+scripts.rap_server_authenticate = false
+
+-- The script resource's own HTTP server, called by the EMS.
+scripts.script_resource_host = "127.0.0.1"
+scripts.script_resource_port = "8001"
+scripts.script_resource_ssl = false
+scripts.script_resource_authenticate = false
+
+-- Tether extensions (ignored by the ThingWorx LSR): sandbox limits.
+scripts.lua_instruction_limit = 50000000
+scripts.lua_memory_limit = 67108864
+scripts.lua_call_timeout = 10000
+
+-------------------------------------------------------------------------------
+-- Edge Things. 'file' and 'template' are required; templates are looked up in
+-- custom/templates/ next to this file (the ThingWorx layout), then templates/, then here.
+-------------------------------------------------------------------------------
+scripts.LsrThing = {
+    file = "thing.lua",
+    template = "example",
+    scanRate = 5000,
+    taskRate = 5000,
+    keepAliveRate = 30000,
+}
+
+-- The same device written as a plain Lua table instead of a ThingWorx module.
+scripts.PlainThing = {
+    file = "thing.lua",
+    template = "plain",
+    identifier = "plain-1",
+}
+
+-- A plain integration script (no template): accepted in the file, not run by tether-lsr.
+scripts.sample = {
+  file = "sample.lua"
+}
