@@ -85,6 +85,17 @@ pub enum NetError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A TLS handshake failed.
+    #[error("{what} failed: {reason}")]
+    Handshake {
+        /// Which handshake ("TLS handshake with host").
+        what: String,
+        /// A readable description (certificate problem, pin mismatch, …).
+        reason: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A deadline passed.
     #[error("{what} timed out after {after:?}")]
     Timeout {

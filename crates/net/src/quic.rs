@@ -111,10 +111,37 @@ pub async fn connect(
         .map_err(|e| failed(e.to_string()))?;
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(e)) => Err(failed(e.to_string())),
+        Ok(Err(e)) => Err(failed(tidy(&e.to_string()))),
         Err(_) => Err(NetError::Timeout {
             what: format!("QUIC connect to {addr}"),
             after: timeout,
         }),
+    }
+}
+
+/// quinn reports rustls errors as text; `CertificateError::Other` shows up
+/// as `Other(OtherError(<message>))`: keep just the message.
+fn tidy(text: &str) -> String {
+    const WRAP: &str = "Other(OtherError(";
+    match text.find(WRAP) {
+        Some(start) if text.ends_with("))") => {
+            let inner = &text[start + WRAP.len()..text.len() - 2];
+            format!("{}{inner}", &text[..start])
+        }
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_unwraps_other_errors_only() {
+        assert_eq!(
+            super::tidy(
+                "handshake failed: invalid peer certificate: Other(OtherError(pin mismatch))"
+            ),
+            "handshake failed: invalid peer certificate: pin mismatch"
+        );
+        assert_eq!(super::tidy("timed out"), "timed out");
     }
 }

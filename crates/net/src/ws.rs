@@ -204,11 +204,8 @@ fn redact_url(url: &str) -> String {
 /// A readable description, reaching into I/O errors for the TLS cause.
 fn describe(e: &WsError) -> String {
     match e {
-        WsError::Io(io) => match io.get_ref() {
-            Some(inner) => inner.to_string(),
-            None => io.to_string(),
-        },
-        WsError::Tls(tls) => tls.to_string(),
+        WsError::Io(io) => crate::tls::describe_io(io),
+        WsError::Tls(tungstenite::error::TlsError::Rustls(tls)) => crate::tls::describe(tls),
         other => other.to_string(),
     }
 }

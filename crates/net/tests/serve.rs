@@ -328,3 +328,33 @@ async fn silent_tls_client_is_dropped_at_the_handshake_deadline() {
         }
     }
 }
+
+#[tokio::test]
+async fn websocket_with_wrong_pin_or_default_trust_fails_with_a_clear_error() {
+    let server = start(true, ServeOptions::default(), true).await;
+    let other = SelfSigned::generate(&["127.0.0.1"]).unwrap();
+    let cases = [
+        (
+            Trust::Pinned(vec![other.fingerprint()]),
+            "does not match the pinned fingerprint",
+        ),
+        (Trust::default(), "invalid peer certificate: UnknownIssuer"),
+    ];
+    for (trust, expected) in cases {
+        let config = tls::client_config(&trust, &[ALPN_HTTP1]).unwrap();
+        let err = ws::connect(&server.url("wss"), &[], config, WsConfig::small(), T)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, NetError::WsConnect { .. }), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "websocket connect to {} failed: ",
+                server.url("wss")
+            )),
+            "{text}"
+        );
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+    }
+}

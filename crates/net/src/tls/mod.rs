@@ -245,6 +245,34 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
+/// A readable description of a TLS failure carried in an I/O error (as
+/// tokio-rustls and tokio-tungstenite report them).
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => describe(tls),
+        None => e.to_string(),
+    }
+}
+
+/// A readable description of a rustls error, with a hint for the common
+/// certificate failures.
+pub(crate) fn describe(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::Other(other)) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "invalid peer certificate: \
+             UnknownIssuer (not signed by a trusted CA; for a self-signed server pin its \
+             SHA-256 fingerprint or add its CA)"
+            .to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// Client TLS handshake over `tcp` with a deadline. `server_name` is a DNS
 /// name or an IP literal (used for SNI and, with [`Trust::WebPki`], checked).
 pub async fn connect(
@@ -260,7 +288,11 @@ pub async fn connect(
     let what = || format!("TLS handshake with {server_name}");
     match tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, tcp)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(NetError::io(what(), e)),
+        Ok(Err(e)) => Err(NetError::Handshake {
+            what: what(),
+            reason: describe_io(&e),
+            source: e,
+        }),
         Err(_) => Err(NetError::Timeout {
             what: what(),
             after: timeout,
@@ -276,7 +308,11 @@ pub async fn accept(
 ) -> Result<server::TlsStream<TcpStream>, NetError> {
     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(NetError::io("TLS handshake with client", e)),
+        Ok(Err(e)) => Err(NetError::Handshake {
+            what: "TLS handshake with client".to_owned(),
+            reason: describe_io(&e),
+            source: e,
+        }),
         Err(_) => Err(NetError::Timeout {
             what: "TLS handshake with client".to_owned(),
             after: timeout,
