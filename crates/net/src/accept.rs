@@ -11,6 +11,29 @@
 //! The cap permit and a [`TaskTracker`] token live inside [`ServerStream`],
 //! so a stream handed elsewhere (e.g. a websocket after an HTTP upgrade)
 //! still counts against the cap and is still waited for at shutdown.
+//!
+//! ```no_run
+//! use net::accept::{self, AcceptOptions, Conn};
+//! use net::ws::{self, Decision, WsConfig};
+//! use std::time::Duration;
+//!
+//! # async fn example(tls: std::sync::Arc<rustls::ServerConfig>) -> Result<(), net::NetError> {
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:9443").await.map_err(|e| net::NetError::Io { context: "bind".into(), source: e })?;
+//! let shutdown = net::CancellationToken::new();
+//! let opts = AcceptOptions { max_connections: 50_000, ..AcceptOptions::default() };
+//! accept::run(listener, Some(tls), opts, shutdown, |conn: Conn| async move {
+//!     let decide = |h: &ws::Handshake| match h.headers.contains_key("appKey") {
+//!         true => Decision::Accept { subprotocol: None },
+//!         false => Decision::Reject { status: http::StatusCode::UNAUTHORIZED, reason: "appKey missing".into() },
+//!     };
+//!     match ws::accept_with(conn.stream, WsConfig::small(), Duration::from_secs(10), decide).await {
+//!         Ok((socket, handshake)) => { /* serve `socket` until `conn.shutdown` */ let _ = (socket, handshake); }
+//!         Err(e) => tracing::debug!(%e, "upgrade failed"),
+//!     }
+//! })
+//! .await
+//! # }
+//! ```
 
 use std::future::Future;
 use std::io;

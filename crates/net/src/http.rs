@@ -7,6 +7,23 @@
 //! close; upgraded websockets keep running until their handler ends them
 //! (watch your own shutdown token in websocket handlers) or the grace period
 //! passes.
+//!
+//! ```no_run
+//! use axum::{Router, extract::ConnectInfo, routing::get};
+//! use net::http::{ServeOptions, serve};
+//! use std::net::SocketAddr;
+//!
+//! # async fn example(tls: std::sync::Arc<rustls::ServerConfig>) -> Result<(), net::NetError> {
+//! let app = Router::new().route(
+//!     "/whoami",
+//!     get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+//! );
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await.map_err(|e| net::NetError::Io { context: "bind".into(), source: e })?;
+//! let shutdown = net::CancellationToken::new();
+//! net::shutdown::cancel_on_signal(shutdown.clone());
+//! serve(listener, Some(tls), app, ServeOptions::default(), shutdown).await
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;

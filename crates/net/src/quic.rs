@@ -1,6 +1,29 @@
 //! QUIC endpoints (quinn) for the reserved QUIC tunnel transport, ALPN
 //! `tether-tunnel/1`. The TLS side comes from [`crate::tls`]: the same
 //! certificates and trust rules as the websocket transport.
+//!
+//! ```no_run
+//! use net::quic::{self, QuicOptions};
+//! use net::{SelfSigned, Trust, tls};
+//! use std::time::Duration;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = SelfSigned::generate(&["127.0.0.1"])?;
+//! let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+//! let server = quic::server_endpoint(socket, &*cert.server_config(&[])?, QuicOptions::default())?;
+//! let addr = server.local_addr()?;
+//!
+//! let trust = tls::client_config(&Trust::Pinned(vec![cert.fingerprint()]), &[])?;
+//! let client = quic::client_endpoint("0.0.0.0:0".parse()?, &trust, QuicOptions::default())?;
+//! let conn = quic::connect(&client, addr, "127.0.0.1", Duration::from_secs(10)).await?;
+//! let (mut send, mut recv) = conn.open_bi().await?;
+//! send.write_all(b"hello").await?;
+//! send.finish()?;
+//! let echoed = recv.read_to_end(1024).await?;
+//! # let _ = echoed;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;

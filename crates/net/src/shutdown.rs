@@ -1,4 +1,22 @@
 //! Process shutdown helpers: signals into a token, waiting with a grace period.
+//!
+//! ```no_run
+//! use net::shutdown::{cancel_on_signal, wait_with_grace};
+//! use net::{CancellationToken, TaskTracker};
+//! use std::time::Duration;
+//!
+//! # async fn example() {
+//! let root = CancellationToken::new();
+//! cancel_on_signal(root.clone());
+//! let tracker = TaskTracker::new();
+//! let token = root.child_token();
+//! tracker.spawn(async move { token.cancelled().await /* a subsystem */ });
+//! root.cancelled().await;
+//! if !wait_with_grace(&tracker, Duration::from_secs(10)).await {
+//!     tracing::warn!("some tasks did not finish in time");
+//! }
+//! # }
+//! ```
 
 use std::time::Duration;
 

@@ -1,5 +1,30 @@
 //! Websocket client connect, buffer presets, and a server-side accept on a
 //! raw stream for components that do not go through axum.
+//!
+//! ```no_run
+//! use futures_util::{SinkExt, StreamExt};
+//! use net::tls::{self, ALPN_HTTP1};
+//! use net::ws::{self, WsConfig};
+//! use net::Trust;
+//! use std::time::Duration;
+//! use tokio_tungstenite::tungstenite::Message;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let trust = tls::client_config(&Trust::pinned_from_strs(&["AB:CD:…"])?, &[ALPN_HTTP1])?;
+//! let mut socket = ws::connect(
+//!     "wss://platform.local:8443/Thingworx/WS",
+//!     &[("appKey", "…")],
+//!     trust,
+//!     WsConfig::small(),
+//!     ws::DEFAULT_CONNECT_TIMEOUT,
+//! )
+//! .await?;
+//! socket.send(Message::Binary(vec![0x01].into())).await?;
+//! let reply = socket.next().await;
+//! # let _ = reply;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;

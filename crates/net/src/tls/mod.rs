@@ -5,6 +5,27 @@
 //! Client trust is validating by default ([`Trust::WebPki`]); accepting a
 //! self-signed server is always an explicit choice ([`Trust::Pinned`] or
 //! [`Trust::InsecureAllowSelfSigned`]).
+//!
+//! ```
+//! use net::tls::{self, ALPN_HTTP1};
+//! use net::{SelfSigned, Trust};
+//!
+//! # fn main() -> Result<(), net::TlsError> {
+//! // Server: generate (or load with `server_config_from_files`).
+//! let cert = SelfSigned::generate(&["platform.local", "127.0.0.1"])?;
+//! println!("fingerprint: {}", cert.sha256_fingerprint_hex);
+//! let server = cert.server_config(&[ALPN_HTTP1])?;
+//!
+//! // Client: validating by default, or pin the server's fingerprint.
+//! let webpki = tls::client_config(&Trust::default(), &[ALPN_HTTP1])?;
+//! let pinned = tls::client_config(
+//!     &Trust::pinned_from_strs(&[cert.sha256_fingerprint_hex.as_str()])?,
+//!     &[ALPN_HTTP1],
+//! )?;
+//! # let _ = (server, webpki, pinned);
+//! # Ok(())
+//! # }
+//! ```
 
 mod fingerprint;
 mod self_signed;
