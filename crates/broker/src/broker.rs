@@ -146,11 +146,7 @@ impl Broker {
 
     /// The broker's metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        let mut counts = [
-            (State::Pending, 0u64),
-            (State::Half, 0),
-            (State::Active, 0),
-        ];
+        let mut counts = [(State::Pending, 0u64), (State::Half, 0), (State::Active, 0)];
         for e in lock(&self.inner.sessions).values() {
             let state = lock(&e.shared.status).state;
             if let Some(c) = counts.iter_mut().find(|(s, _)| *s == state) {
@@ -213,7 +209,10 @@ impl Broker {
             if sessions.len() >= cfg.max_sessions {
                 return Err(BrokerError::TooManySessions);
             }
-            let mine = sessions.values().filter(|e| e.info.user == who.user).count();
+            let mine = sessions
+                .values()
+                .filter(|e| e.info.user == who.user)
+                .count();
             if mine >= cfg.max_sessions_per_user {
                 return Err(BrokerError::TooManySessionsForUser(
                     cfg.max_sessions_per_user,
@@ -359,7 +358,8 @@ impl Broker {
         let Some(e) = sessions.get_mut(id) else {
             return Err(self.refused());
         };
-        let valid = matches!(&e.nonce, Some((h, until)) if Instant::now() < *until && h.matches(nonce));
+        let valid =
+            matches!(&e.nonce, Some((h, until)) if Instant::now() < *until && h.matches(nonce));
         if !valid {
             return Err(self.refused());
         }

@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
 
 use crate::hooks::{
-    AuthError, Authorizer, CompleteTunnelRequest, EdgeControl, EdgeError, Principal,
-    SessionAudit, SessionRecord, StartTunnelRequest, Target,
+    AuthError, Authorizer, CompleteTunnelRequest, EdgeControl, EdgeError, Principal, SessionAudit,
+    SessionRecord, StartTunnelRequest, Target,
 };
 use crate::session::lock;
 

@@ -94,11 +94,13 @@ mod tests {
         let text = m.render(&[(State::Active, 1)]);
         assert!(text.contains("tether_platform_tunnel_sessions_created_total 2\n"));
         assert!(text.contains("tether_platform_tunnel_sessions{state=\"active\"} 1\n"));
-        assert!(text.contains(
-            "tether_platform_tunnel_bytes_total{direction=\"server_to_client\"} 7\n"
-        ));
         assert!(
-            text.contains("tether_platform_tunnel_sessions_ended_total{reason=\"idle_timeout\"} 1\n")
+            text.contains("tether_platform_tunnel_bytes_total{direction=\"server_to_client\"} 7\n")
+        );
+        assert!(
+            text.contains(
+                "tether_platform_tunnel_sessions_ended_total{reason=\"idle_timeout\"} 1\n"
+            )
         );
     }
 }

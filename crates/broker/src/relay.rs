@@ -136,10 +136,8 @@ struct Writer {
 impl Writer {
     async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: QueueRx, hello: Bytes) {
         let write_deadline = self.ping_interval * 2;
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + self.ping_interval,
-            self.ping_interval,
-        );
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut opaque: u64 = 0;
         let mut next = Some(Message::Binary(hello));
@@ -320,9 +318,11 @@ impl Link {
                 if let Route::Forward = route {
                     self.shared.bytes[me].fetch_add(len, Ordering::Relaxed);
                     self.metrics.bytes[me].fetch_add(len, Ordering::Relaxed);
-                    let now_ms = u64::try_from(self.created_at.elapsed().as_millis())
-                        .unwrap_or(u64::MAX);
-                    self.shared.last_data_ms.fetch_max(now_ms, Ordering::Relaxed);
+                    let now_ms =
+                        u64::try_from(self.created_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.shared
+                        .last_data_ms
+                        .fetch_max(now_ms, Ordering::Relaxed);
                 }
                 route
             }
