@@ -117,7 +117,6 @@ impl Actor {
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(conn.max_messages);
         let workers = Arc::new(Semaphore::new(conn.max_threads));
         let mut pong_deadline: Option<Instant> = None;
-        let mut ping_payload = String::new();
         let duty_off_at = conn.duty_cycle.map(|d| Instant::now() + d.on);
         loop {
             let wake = [
@@ -141,9 +140,9 @@ impl Actor {
                     let data = match frame {
                         Some(Ok(WsMessage::Binary(data))) => data,
                         Some(Ok(WsMessage::Pong(p))) => {
-                            if p.as_ref() == ping_payload.as_bytes() {
-                                pong_deadline = None;
-                            }
+                            // Any pong proves the link; an older ping's echo too.
+                            tracing::trace!(payload = %String::from_utf8_lossy(&p), "pong");
+                            pong_deadline = None;
                             continue;
                         }
                         Some(Ok(WsMessage::Close(frame))) => {
@@ -203,12 +202,12 @@ impl Actor {
                         return End::DutyOff;
                     }
                     if next_ping.is_some_and(|d| d <= now) {
-                        ping_payload = chrono::Local::now().format("%H:%M:%S").to_string();
-                        let ping = WsMessage::Ping(Bytes::from(ping_payload.clone().into_bytes()));
-                        if let Err(e) = s.ws.send(ping).await {
+                        let payload = chrono::Local::now().format("%H:%M:%S").to_string();
+                        if let Err(e) = s.ws.send(WsMessage::Ping(Bytes::from(payload.into_bytes()))).await {
                             return End::Lost(e.to_string());
                         }
-                        pong_deadline = Some(now + conn.pingpong_timeout);
+                        // An unanswered earlier ping keeps its (earlier) deadline.
+                        pong_deadline.get_or_insert(now + conn.pingpong_timeout);
                         next_ping = Some(now + conn.ping_rate);
                     }
                     self.expire(s, now);
