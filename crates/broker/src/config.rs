@@ -116,8 +116,8 @@ impl BrokerConfig {
         if self.initial_window < 1024 {
             return err("initial_window", "must be at least 1024 bytes");
         }
-        if self.max_payload < 256 || self.max_payload > tunnel::HARD_MAX_PAYLOAD {
-            return err("max_payload", "must be between 256 bytes and 1 MiB");
+        if self.max_payload < 1024 || self.max_payload > tunnel::HARD_MAX_PAYLOAD {
+            return err("max_payload", "must be between 1 KiB and 1 MiB");
         }
         if self.max_sessions_per_user == 0 || self.max_sessions == 0 {
             return err("max_sessions", "must be at least 1");

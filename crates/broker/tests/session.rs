@@ -1,0 +1,641 @@
+//! End-to-end broker tests on loopback sockets: HTTP API, a fake edge
+//! (tunnel crate server driver + TCP echo), the RAC engine as client side.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tunnel::{Frame, Hello, Kind, PeerState, StreamId, close};
+
+fn rac_opts(ping: Duration) -> rac::RunOptions {
+    let mut o = rac::RunOptions::default();
+    o.client.ping_interval = ping;
+    o
+}
+
+fn quiet() -> Arc<dyn Fn(rac::Notice) + Send + Sync> {
+    Arc::new(|_| {})
+}
+
+/// Create from the browser, join with the launch URL through the RAC
+/// engine, pipe bytes over two TCP connections, end with DELETE.
+#[tokio::test]
+async fn round_trip_delete_and_audit() {
+    let echo = echo_server().await;
+    let mut h = spawn(echo, |_| {}).await;
+    let created = h.create_browser("alice").await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(created.get("client_token").is_none());
+    let launch = created["launch_url"].as_str().unwrap();
+    assert!(launch.starts_with("tether://open?platform=http%3A%2F%2F127.0.0.1"));
+
+    let start = h.next_start().await;
+    assert_eq!(start.session_id, id);
+    assert_eq!(start.target.port, echo);
+    assert!(!start.server_url.contains(start.server_token.expose()));
+    let edge = spawn_edge(start, Duration::from_secs(15));
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let join = rac::Join::Launch(rac::LaunchUrl::parse(launch).unwrap());
+    let client = tokio::spawn(rac::listen_on(
+        join,
+        listener,
+        rac_opts(Duration::from_secs(15)),
+        CancellationToken::new(),
+        quiet(),
+    ));
+
+    let mut a = eventually(Duration::from_secs(5), || async {
+        TcpStream::connect(local).await.ok()
+    })
+    .await
+    .unwrap();
+    let mut b = TcpStream::connect(local).await.unwrap();
+    let one: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let two = b"hello over a second stream".to_vec();
+    assert_eq!(echo_round(&mut a, &one).await.unwrap(), one);
+    assert_eq!(echo_round(&mut b, &two).await.unwrap(), two);
+
+    let view: serde_json::Value = h.get_session(&id, "alice").await.json().await.unwrap();
+    assert_eq!(view["state"], "active");
+    let total = (one.len() + two.len()) as u64;
+    assert_eq!(view["bytes_client_to_server"], total);
+    assert_eq!(view["bytes_server_to_client"], total);
+    assert_eq!(view["streams_opened"], 2);
+    // Another user does not see it; an administrator does.
+    assert_eq!(h.get_session(&id, "bob").await.status(), 404);
+    assert_eq!(h.get_session(&id, "root").await.status(), 200);
+    let metrics = h.broker.metrics_text();
+    assert!(metrics.contains("tether_platform_tunnel_sessions{state=\"active\"} 1\n"));
+    assert!(metrics.contains(&format!(
+        "tether_platform_tunnel_bytes_total{{direction=\"client_to_server\"}} {total}\n"
+    )));
+
+    let r = h.delete_session(&id, "alice").await;
+    assert_eq!(r.status(), 200);
+    let ended: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(ended["state"], "ended");
+    assert_eq!(ended["end_reason"], "ended_by_user");
+
+    // Both sides saw CLOSE with the reason.
+    let rac_end = tokio::time::timeout(Duration::from_secs(5), client)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(rac_end.code, Some(close::ENDED));
+    assert!(
+        rac_end.reason.contains("ended by alice"),
+        "{}",
+        rac_end.reason
+    );
+    assert_eq!(rac_end.exit_code(), rac::EXIT_OK);
+    let edge_end = tokio::time::timeout(Duration::from_secs(5), edge)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(edge_end.code, Some(close::ENDED));
+    // The local port is released once the session ends.
+    assert!(TcpStream::connect(local).await.is_err());
+
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.user, "alice");
+    assert_eq!(rec.thing, THING);
+    assert_eq!(rec.interface, "ssh");
+    assert_eq!(rec.reason, "ended_by_user");
+    assert_eq!(rec.bytes_client_to_server, total);
+    assert_eq!(rec.bytes_server_to_client, total);
+    assert_eq!(rec.streams, 2);
+    assert!(rec.started.is_some());
+    assert_eq!(h.edge.completed().len(), 1);
+    assert_eq!(h.edge.completed()[0].session_id, id);
+    assert_eq!(h.get_session(&id, "alice").await.status(), 404);
+    assert!(
+        h.broker
+            .metrics_text()
+            .contains("tether_platform_tunnel_sessions_ended_total{reason=\"ended_by_user\"} 1\n")
+    );
+}
+
+/// Tokens: single use, per side, header only; nonces single use.
+#[tokio::test]
+async fn tokens_are_single_use_and_per_side() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let token = created["client_token"].as_str().unwrap();
+    assert!(created.get("launch_url").is_none());
+    let client_url = created["client_url"].as_str().unwrap();
+    let start = h.next_start().await;
+    let server_url = start.server_url.clone();
+    let server_token = start.server_token.expose().to_owned();
+
+    // The server token does not open the client side.
+    let wrong = ws_attach(client_url, &server_token, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, net::NetError::WsRefused { status, .. } if status == 401));
+    // No subprotocol: refused before the upgrade without spending the token.
+    let no_proto = ws_attach(client_url, token, false).await.unwrap_err();
+    assert!(matches!(no_proto, net::NetError::WsRefused { status, .. } if status == 400));
+    // A token is bound to its session.
+    let other = format!(
+        "{}/remote-access/v1/sessions/00000000-0000-4000-8000-000000000000/client",
+        h.base.replace("http", "ws")
+    );
+    let e = ws_attach(&other, token, true).await.unwrap_err();
+    assert!(matches!(e, net::NetError::WsRefused { status, .. } if status == 401));
+
+    let _first = ws_attach(client_url, token, true).await.unwrap();
+    let again = ws_attach(client_url, token, true).await.unwrap_err();
+    assert!(matches!(again, net::NetError::WsRefused { status, .. } if status == 401));
+    let _server = ws_attach(&server_url, &server_token, true).await.unwrap();
+    let again = ws_attach(&server_url, &server_token, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, net::NetError::WsRefused { status, .. } if status == 401));
+    assert!(
+        h.broker
+            .metrics_text()
+            .contains("tether_platform_tunnel_attaches_refused_total 4\n")
+    );
+
+    // Nonce: traded once.
+    let browser = h.create_browser("alice").await.unwrap();
+    let launch = rac::LaunchUrl::parse(browser["launch_url"].as_str().unwrap()).unwrap();
+    let trade = |nonce: String| {
+        let url = format!("{}/api/v1/sessions/{}/client-token", h.base, launch.session);
+        let http = h.http.clone();
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({ "nonce": nonce }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(trade("wrong".into()).await.status(), 401);
+    let ok = trade(launch.nonce.clone()).await;
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(body["client_token"].as_str().unwrap().len(), 43);
+    assert_eq!(trade(launch.nonce.clone()).await.status(), 401);
+    // A browser caller may not take the client token directly.
+    let r = h
+        .http
+        .post(format!("{}/api/v1/sessions", h.base))
+        .header("cookie", "session=alice")
+        .json(&serde_json::json!({"thing": THING, "interface": "ssh", "client_token": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let _ = id;
+}
+
+#[tokio::test]
+async fn nonce_expires() {
+    let h = spawn(echo_server().await, |c| {
+        c.nonce_ttl = Duration::from_millis(100)
+    })
+    .await;
+    let created = h.create_browser("alice").await.unwrap();
+    let launch = rac::LaunchUrl::parse(created["launch_url"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = h
+        .http
+        .post(format!(
+            "{}/api/v1/sessions/{}/client-token",
+            h.base, launch.session
+        ))
+        .json(&serde_json::json!({ "nonce": launch.nonce }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn attach_deadline_ends_pending_and_half_sessions() {
+    let mut h = spawn(echo_server().await, |c| {
+        c.attach_deadline = Duration::from_millis(300)
+    })
+    .await;
+    let pending = h.create_cli().await.unwrap();
+    let pid = pending["id"].as_str().unwrap().to_owned();
+    let rec = h
+        .audit
+        .wait_for(&pid, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rec.reason, "attach_timeout");
+    assert!(rec.started.is_none());
+
+    let half = h.create_cli().await.unwrap();
+    let hid = half["id"].as_str().unwrap().to_owned();
+    let _ = h.next_start().await;
+    let _ = h.next_start().await;
+    let mut ws = ws_attach(
+        half["client_url"].as_str().unwrap(),
+        half["client_token"].as_str().unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    let (code, _) = read_until_close(&mut ws).await;
+    assert_eq!(code, close::PEER_TIMEOUT);
+    let rec = h
+        .audit
+        .wait_for(&hid, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(rec.reason, "peer_timeout");
+}
+
+/// Read frames until CLOSE; returns its code and reason.
+async fn read_until_close(ws: &mut net::ws::ClientWs) -> (u16, String) {
+    let fut = async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Binary(b) = m {
+                if let Ok(Frame::Close { code, reason }) = Frame::decode(b) {
+                    return (code, reason);
+                }
+            }
+        }
+        panic!("socket ended without CLOSE");
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("no CLOSE within 5 s")
+}
+
+fn hello() -> Message {
+    Message::Binary(
+        Frame::Hello(Hello {
+            version: 1,
+            initial_window: tunnel::DEFAULT_WINDOW,
+            max_payload: tunnel::DEFAULT_MAX_PAYLOAD,
+            capabilities: 0,
+        })
+        .to_bytes(),
+    )
+}
+
+/// Attach both sides as raw WebSockets and send HELLO on each.
+async fn raw_pair(h: &mut Harness) -> (String, net::ws::ClientWs, net::ws::ClientWs) {
+    let created = h.create_cli().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let start = h.next_start().await;
+    let mut c = ws_attach(
+        created["client_url"].as_str().unwrap(),
+        created["client_token"].as_str().unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    let mut s = ws_attach(&start.server_url, start.server_token.expose(), true)
+        .await
+        .unwrap();
+    c.send(hello()).await.unwrap();
+    s.send(hello()).await.unwrap();
+    (id, c, s)
+}
+
+/// Next non-PING frame.
+async fn next_frame(ws: &mut net::ws::ClientWs) -> Frame {
+    let fut = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => {
+                    let f = Frame::decode(b).unwrap();
+                    if !matches!(f, Frame::Ping { .. }) {
+                        return f;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("no frame within 5 s")
+}
+
+#[tokio::test]
+async fn hello_peer_notices_and_idle_timeout() {
+    let mut h = spawn(echo_server().await, |c| {
+        c.idle_timeout = Duration::from_millis(400)
+    })
+    .await;
+    let (id, mut c, mut s) = raw_pair(&mut h).await;
+    // Each side: the broker's HELLO, then PEER attached.
+    for ws in [&mut c, &mut s] {
+        assert!(matches!(next_frame(ws).await, Frame::Hello(hl) if hl.version == 1));
+        assert_eq!(
+            next_frame(ws).await,
+            Frame::Peer {
+                state: PeerState::Attached
+            }
+        );
+    }
+    // Some DATA postpones the idle end.
+    let sid = StreamId::new(1).unwrap();
+    c.send(Message::Binary(
+        Frame::Open {
+            stream: sid,
+            label: "ssh".into(),
+        }
+        .to_bytes(),
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(next_frame(&mut s).await, Frame::Open { .. }));
+    s.send(Message::Binary(Frame::OpenOk { stream: sid }.to_bytes()))
+        .await
+        .unwrap();
+    assert!(matches!(next_frame(&mut c).await, Frame::OpenOk { .. }));
+    let data = Frame::Data {
+        stream: sid,
+        payload: Bytes::from_static(b"abc"),
+    }
+    .to_bytes();
+    c.send(Message::Binary(data.clone())).await.unwrap();
+    // Forwarded as the very same bytes.
+    match s.next().await {
+        Some(Ok(Message::Binary(b))) => assert_eq!(b, data),
+        other => panic!("{other:?}"),
+    }
+    let (code, reason) = read_until_close(&mut c).await;
+    assert_eq!(code, close::IDLE);
+    assert!(reason.contains("idle"), "{reason}");
+    assert_eq!(read_until_close(&mut s).await.0, close::IDLE);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.reason, "idle_timeout");
+    assert_eq!(rec.bytes_client_to_server, 3);
+    assert_eq!(rec.streams, 1);
+}
+
+#[tokio::test]
+async fn data_beyond_the_window_is_a_protocol_error() {
+    let mut h = spawn(echo_server().await, |c| {
+        c.initial_window = 4096;
+        c.max_payload = 4096;
+    })
+    .await;
+    let (id, mut c, mut s) = raw_pair(&mut h).await;
+    let sid = StreamId::new(1).unwrap();
+    c.send(Message::Binary(
+        Frame::Open {
+            stream: sid,
+            label: String::new(),
+        }
+        .to_bytes(),
+    ))
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let d = Frame::Data {
+            stream: sid,
+            payload: Bytes::from(vec![7u8; 3000]),
+        };
+        c.send(Message::Binary(d.to_bytes())).await.unwrap();
+    }
+    let (code, reason) = read_until_close(&mut c).await;
+    assert_eq!(code, close::PROTOCOL_ERROR);
+    assert!(reason.contains("beyond the window"), "{reason}");
+    // The edge is told the client went, then CLOSE.
+    assert_eq!(read_until_close(&mut s).await.0, close::PROTOCOL_ERROR);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.reason, "protocol_error");
+    assert_eq!(rec.bytes_client_to_server, 3000);
+}
+
+#[tokio::test]
+async fn bad_frames_end_the_session() {
+    for (what, frame, expect) in [
+        (
+            "unknown kind",
+            Bytes::from_static(&[0x7f, 0, 0, 0, 0]),
+            "unknown frame kind",
+        ),
+        (
+            "frame for a stream never opened",
+            Frame::Fin {
+                stream: StreamId::new(9).unwrap(),
+            }
+            .to_bytes(),
+            "does not exist",
+        ),
+        (
+            "PEER from a side",
+            Frame::Peer {
+                state: PeerState::Left,
+            }
+            .to_bytes(),
+            "broker only",
+        ),
+    ] {
+        let mut h = spawn(echo_server().await, |_| {}).await;
+        let (_id, mut c, _s) = raw_pair(&mut h).await;
+        c.send(Message::Binary(frame)).await.unwrap();
+        let (code, reason) = read_until_close(&mut c).await;
+        assert_eq!(code, close::PROTOCOL_ERROR, "{what}");
+        assert!(reason.contains(expect), "{what}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn stream_limit_resets_extra_opens() {
+    let mut h = spawn(echo_server().await, |c| c.max_streams_per_session = 1).await;
+    let (_id, mut c, mut s) = raw_pair(&mut h).await;
+    for ws in [&mut c, &mut s] {
+        let _ = next_frame(ws).await; // HELLO
+        let _ = next_frame(ws).await; // PEER
+    }
+    for n in [1, 3] {
+        let open = Frame::Open {
+            stream: StreamId::new(n).unwrap(),
+            label: String::new(),
+        };
+        c.send(Message::Binary(open.to_bytes())).await.unwrap();
+    }
+    match next_frame(&mut c).await {
+        Frame::Reset { stream, code, .. } => {
+            assert_eq!(stream.get(), 3);
+            assert_eq!(code, tunnel::reset::BUSY);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(next_frame(&mut s).await, Frame::Open { stream, .. } if stream.get() == 1));
+}
+
+#[tokio::test]
+async fn user_session_limit_and_edge_refusal() {
+    let h = spawn(echo_server().await, |c| c.max_sessions_per_user = 1).await;
+    h.create_cli().await.unwrap();
+    let r = h
+        .http
+        .post(format!("{}/api/v1/sessions", h.base))
+        .header("appKey", APP_KEY)
+        .json(&serde_json::json!({"thing": THING, "interface": "ssh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Another user is not affected; an edge refusal is reported and audited.
+    h.edge
+        .refuse(Some(broker::EdgeError::NotConnected(THING.into())));
+    let r = h
+        .http
+        .post(format!("{}/api/v1/sessions", h.base))
+        .header("cookie", "session=bob")
+        .json(&serde_json::json!({"thing": THING, "interface": "ssh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let refused = eventually(Duration::from_secs(5), || async {
+        h.audit
+            .records()
+            .into_iter()
+            .find(|r| r.reason == "edge_refused")
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.user, "bob");
+    // Unknown interface and no credentials.
+    let r = h
+        .http
+        .post(format!("{}/api/v1/sessions", h.base))
+        .header("cookie", "session=bob")
+        .json(&serde_json::json!({"thing": THING, "interface": "vnc"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = h
+        .http
+        .get(format!("{}/api/v1/sessions", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// A slow target: the broker never queues more than the window plus one
+/// frame towards the edge, and every byte arrives.
+#[tokio::test]
+async fn slow_reader_keeps_broker_memory_bounded() {
+    const TOTAL: usize = 6 * 1024 * 1024;
+    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut s, _) = sink.accept().await.unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = 0usize;
+        let mut sum = 0u64;
+        while got < TOTAL {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "target saw EOF after {got} bytes");
+            sum += buf[..n].iter().map(|b| u64::from(*b)).sum::<u64>();
+            got += n;
+            // A slow reader: 16 KiB per millisecond at most.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sum
+    });
+    let mut h = spawn(port, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let edge = spawn_edge(h.next_start().await, Duration::from_secs(15));
+    let joined = rac::Joined {
+        session: id.clone(),
+        client_url: created["client_url"].as_str().unwrap().to_owned(),
+        client_token: created["client_token"].as_str().unwrap().to_owned(),
+    };
+    let tls = rac::tls_config(&net::Trust::default()).unwrap();
+    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let client = tokio::spawn(tunnel.serve(listener, stop.clone()));
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i * 7 % 256) as u8).collect();
+    let want: u64 = data.iter().map(|b| u64::from(*b)).sum();
+    let mut s = TcpStream::connect(local).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        s.write_all(&data).await.unwrap();
+    }
+    let sum = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sum, want);
+    let high = h
+        .broker
+        .queued_high_water(&id, broker::Side::Server)
+        .unwrap();
+    let bound = (tunnel::DEFAULT_WINDOW + tunnel::DEFAULT_MAX_PAYLOAD) as usize + 64;
+    eprintln!("broker queue high-water towards the edge: {high} bytes (bound {bound})");
+    assert!(high <= bound, "broker queued {high} bytes, bound {bound}");
+    assert!(high > 0);
+    stop.cancel();
+    let end = client.await.unwrap();
+    assert_eq!(end.exit_code(), rac::EXIT_OK);
+    let _ = edge.await;
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.bytes_client_to_server, TOTAL as u64);
+    assert_eq!(rec.reason, "client_left");
+    let _ = Kind::Data;
+}
+
+/// The edge goes silent: the broker notices within 2 × ping and tells the
+/// RAC (PEER left, CLOSE peer gone).
+#[tokio::test]
+async fn silent_edge_is_noticed() {
+    let mut h = spawn(echo_server().await, |c| {
+        c.ping_interval = Duration::from_millis(200)
+    })
+    .await;
+    let created = h.create_cli().await.unwrap();
+    let start = h.next_start().await;
+    let mut s = ws_attach(&start.server_url, start.server_token.expose(), true)
+        .await
+        .unwrap();
+    s.send(hello()).await.unwrap();
+    let joined = rac::Joined {
+        session: created["id"].as_str().unwrap().to_owned(),
+        client_url: created["client_url"].as_str().unwrap().to_owned(),
+        client_token: created["client_token"].as_str().unwrap().to_owned(),
+    };
+    let tls = rac::tls_config(&net::Trust::default()).unwrap();
+    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let began = tokio::time::Instant::now();
+    let end = tokio::time::timeout(
+        Duration::from_secs(5),
+        tunnel.serve(listener, CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(end.code, Some(close::PEER_GONE));
+    assert_eq!(end.exit_code(), rac::EXIT_LOST);
+    assert!(began.elapsed() < Duration::from_secs(2));
+    drop(s);
+}
