@@ -143,9 +143,7 @@ pub fn infer(v: &Value) -> &'static str {
         Value::Number(_) => "NUMBER",
         Value::String(_) => "STRING",
         Value::Object(o) if o.contains_key("rows") => "INFOTABLE",
-        Value::Object(o) if o.contains_key("latitude") && o.contains_key("longitude") => {
-            "LOCATION"
-        }
+        Value::Object(o) if o.contains_key("latitude") && o.contains_key("longitude") => "LOCATION",
         _ => "JSON",
     }
 }
@@ -155,7 +153,11 @@ pub fn changed_beyond(bt: &str, old: &Value, new: &Value, threshold: f64) -> boo
     if is_numeric(bt) {
         if let (Some(a), Some(b)) = (old.as_f64(), new.as_f64()) {
             let d = (a - b).abs();
-            return if threshold > 0.0 { d > threshold } else { d > 0.0 };
+            return if threshold > 0.0 {
+                d > threshold
+            } else {
+                d > 0.0
+            };
         }
     }
     old != new

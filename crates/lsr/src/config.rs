@@ -290,7 +290,7 @@ fn run_config_lua(source: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         .map_err(|e| lua_err(path, e))?;
     let budget = crate::sandbox::Budget::new(CONFIG_INSTRUCTION_LIMIT, Duration::from_secs(5));
     budget.install(&lua);
-    budget.start();
+    budget.start(&lua);
     let setup = || -> mlua::Result<()> {
         let g = lua.globals();
         g.set("scripts", lua.create_table()?)?;
@@ -530,10 +530,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, ConfigError> {
     }
     let limits = SandboxLimits {
         instructions: g.unsigned("lua_instruction_limit", DEFAULT_INSTRUCTION_LIMIT)?,
-        memory: usize::try_from(
-            g.unsigned("lua_memory_limit", DEFAULT_MEMORY_LIMIT as u64)?,
-        )
-        .map_err(|_| ConfigError::invalid("scripts.lua_memory_limit", "too large"))?,
+        memory: usize::try_from(g.unsigned("lua_memory_limit", DEFAULT_MEMORY_LIMIT as u64)?)
+            .map_err(|_| ConfigError::invalid("scripts.lua_memory_limit", "too large"))?,
         call_timeout: Duration::from_millis(g.unsigned("lua_call_timeout", DEFAULT_CALL_TIMEOUT)?),
     };
     if limits.instructions < 1000 {

@@ -28,7 +28,10 @@ pub(crate) struct Endpoint {
 fn add_edge_thing_body(thing: &Thing, ep: &Endpoint) -> Value {
     // Key order as captured (TCP stream 1); port is a string as in the ThingWorx LSR.
     let mut b = Map::new();
-    b.insert("keepalive".into(), Value::from(thing.config.keep_alive_rate));
+    b.insert(
+        "keepalive".into(),
+        Value::from(thing.config.keep_alive_rate),
+    );
     b.insert("port".into(), Value::from(ep.port.to_string()));
     b.insert("timeout".into(), Value::from(thing.config.request_timeout));
     let host = if ep.host == "0.0.0.0" || ep.host == "::" {
@@ -89,7 +92,9 @@ pub(crate) async fn drive(
                     Err(e) => {
                         tracing::warn!(thing = %name, error = %e, "property push failed");
                         match ems.is_connected().await {
-                            Ok(c) => tracing::info!(thing = %name, connected = c, "EMS isConnected"),
+                            Ok(c) => {
+                                tracing::info!(thing = %name, connected = c, "EMS isConnected")
+                            }
                             Err(e) => tracing::warn!(thing = %name, error = %e, "EMS unavailable"),
                         }
                         break;

@@ -179,7 +179,11 @@ impl EmsClient {
         }
         let v: Value =
             serde_json::from_slice(&buf).map_err(|e| EmsError::BadReply(e.to_string()))?;
-        let rows = v.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
+        let rows = v
+            .get("rows")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut out = Vec::new();
         for r in rows {
             let Some(name) = r.get("edgeName").and_then(Value::as_str) else {

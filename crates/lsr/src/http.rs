@@ -64,7 +64,11 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .is_some_and(|got| constant_time_eq(&got, expected.as_bytes()));
         if !ok {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized".into());
@@ -131,7 +135,11 @@ fn decode_with(s: &str, plus_is_space: bool) -> String {
                 continue;
             }
         }
-        out.push(if plus_is_space && b[i] == b'+' { b' ' } else { b[i] });
+        out.push(if plus_is_space && b[i] == b'+' {
+            b' '
+        } else {
+            b[i]
+        });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -150,12 +158,16 @@ fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
         .collect()
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body)
-        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(text(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid JSON body: {e}"),
+        ))
+    })
 }
 
 async fn dispatch(
@@ -210,7 +222,7 @@ async fn dispatch(
         ("Properties", &Method::GET) => read_property(&thing, target),
         ("Properties", &Method::PUT) => match parse_body(&body) {
             Ok(v) => write_properties(&thing, target, &v).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
         ("Services", &Method::GET) if target.is_empty() => {
             let mut names: Vec<String> = thing.services.iter().map(|s| s.name.clone()).collect();
@@ -220,7 +232,7 @@ async fn dispatch(
         ("Services", &Method::POST) if !target.is_empty() => {
             let v = match parse_body(&body) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             call_service(&thing, target, &headers, &uri, &v).await
         }

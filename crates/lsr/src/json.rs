@@ -215,7 +215,10 @@ mod tests {
     fn whole_floats_print_as_integers() {
         assert_eq!(number(22.0).to_string(), "22");
         assert_eq!(number(22.5).to_string(), "22.5");
-        assert_eq!(normalize(json!({"a": [1.0, 2.25]})).to_string(), r#"{"a":[1,2.25]}"#);
+        assert_eq!(
+            normalize(json!({"a": [1.0, 2.25]})).to_string(),
+            r#"{"a":[1,2.25]}"#
+        );
     }
 
     #[test]

@@ -35,9 +35,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{
-    Config, PushType, RapConfig, ResourceConfig, SandboxLimits, Secret, ThingConfig,
-};
+pub use config::{Config, PushType, RapConfig, ResourceConfig, SandboxLimits, Secret, ThingConfig};
 pub use ems::EmsError;
 pub use error::{ConfigError, Error};
 
@@ -98,7 +96,12 @@ pub async fn run(
     for t in &things {
         let span = tracing::info_span!("thing", name = %t.config.name);
         tracker.spawn(tracing::Instrument::instrument(
-            driver::drive(t.clone(), ems.clone(), endpoint.clone(), shutdown.child_token()),
+            driver::drive(
+                t.clone(),
+                ems.clone(),
+                endpoint.clone(),
+                shutdown.child_token(),
+            ),
             span,
         ));
     }

@@ -113,13 +113,11 @@ impl Model {
         }
     }
 
-
     /// Decides which properties to push now and marks them pushed.
     pub fn collect_pushes(&mut self, now: i64) -> Vec<PushedValue> {
         let mut out = Vec::new();
-        let effective: Vec<(PushType, f64)> =
-            self.props.iter().map(|p| effective(p)).collect();
-        for (p, (pt, thr)) in self.props.iter_mut().zip(effective) {
+        for p in &mut self.props {
+            let (pt, thr) = effective(p);
             let due = now >= p.next_scan;
             if due {
                 p.next_scan = now + i64::try_from(p.scan_rate).unwrap_or(i64::MAX / 2);

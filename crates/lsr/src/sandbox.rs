@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
@@ -32,6 +32,11 @@ struct BudgetInner {
     timeout: Duration,
     used: AtomicU64,
     started: std::sync::Mutex<Instant>,
+    /// Set once the budget is spent: the hook then runs at every instruction, so a script
+    /// that catches the error with `pcall` is stopped again at its next instruction.
+    tripped: AtomicBool,
+    /// Why it tripped.
+    reason: std::sync::Mutex<String>,
 }
 
 impl Budget {
@@ -41,44 +46,75 @@ impl Budget {
             timeout,
             used: AtomicU64::new(0),
             started: std::sync::Mutex::new(Instant::now()),
+            tripped: AtomicBool::new(false),
+            reason: std::sync::Mutex::new(String::new()),
         }))
     }
 
     /// Installs the hook on `lua` (threads created later inherit it).
     pub(crate) fn install(&self, lua: &Lua) {
+        self.set_hook(lua, HOOK_EVERY);
+    }
+
+    fn set_hook(&self, lua: &Lua, every: u32) {
         let b = self.clone();
         lua.set_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            move |_lua, _debug| b.check(),
+            HookTriggers::new().every_nth_instruction(every),
+            move |lua, _debug| b.check(lua),
         );
     }
 
-    /// Starts a new call: resets the counters.
-    pub(crate) fn start(&self) {
+    /// Starts a new call on `lua`: resets the counters (and the hook after a trip).
+    pub(crate) fn start(&self, lua: &Lua) {
         self.0.used.store(0, Ordering::Relaxed);
         if let Ok(mut s) = self.0.started.lock() {
             *s = Instant::now();
         }
+        if self.0.tripped.swap(false, Ordering::Relaxed) {
+            self.set_hook(lua, HOOK_EVERY);
+        }
     }
 
-    fn check(&self) -> mlua::Result<VmState> {
+    fn trip(&self, lua: &Lua, reason: String) -> mlua::Error {
+        if let Ok(mut r) = self.0.reason.lock() {
+            r.clone_from(&reason);
+        }
+        if !self.0.tripped.swap(true, Ordering::Relaxed) {
+            self.set_hook(lua, 1);
+        }
+        mlua::Error::runtime(reason)
+    }
+
+    fn check(&self, lua: &Lua) -> mlua::Result<VmState> {
+        if self.0.tripped.load(Ordering::Relaxed) {
+            let reason = self.0.reason.lock().map(|r| r.clone()).unwrap_or_default();
+            return Err(mlua::Error::runtime(reason));
+        }
         let used = self
             .0
             .used
             .fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
             + u64::from(HOOK_EVERY);
         if used > self.0.limit {
-            return Err(mlua::Error::runtime(format!(
-                "instruction budget exceeded ({} instructions)",
-                self.0.limit
-            )));
+            return Err(self.trip(
+                lua,
+                format!(
+                    "instruction budget exceeded ({} instructions)",
+                    self.0.limit
+                ),
+            ));
         }
-        let elapsed = self.0.started.lock().map(|s| s.elapsed()).unwrap_or_default();
+        let elapsed = self
+            .0
+            .started
+            .lock()
+            .map(|s| s.elapsed())
+            .unwrap_or_default();
         if elapsed > self.0.timeout {
-            return Err(mlua::Error::runtime(format!(
-                "time limit exceeded ({} ms)",
-                self.0.timeout.as_millis()
-            )));
+            return Err(self.trip(
+                lua,
+                format!("time limit exceeded ({} ms)", self.0.timeout.as_millis()),
+            ));
         }
         Ok(VmState::Continue)
     }
@@ -97,7 +133,12 @@ pub(crate) fn describe(e: &mlua::Error) -> String {
                 first.to_string()
             }
         }
-        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
@@ -114,7 +155,7 @@ pub(crate) fn new_state(
     )?;
     let budget = Budget::new(limits.instructions, limits.call_timeout);
     budget.install(&lua);
-    budget.start();
+    budget.start(&lua);
     let g = lua.globals();
 
     // os: only the clock functions.
@@ -124,6 +165,9 @@ pub(crate) fn new_state(
         os.set(name, full_os.get::<Value>(name)?)?;
     }
     g.set("os", os)?;
+    // string.dump yields bytecode: useless without load, and not for scripts.
+    let string: Table = g.get("string")?;
+    string.set("dump", Value::Nil)?;
     for name in [
         "dofile",
         "loadfile",
@@ -180,7 +224,10 @@ pub(crate) fn new_state(
 
     let mut p = p_data.clone();
     p.insert("name".into(), serde_json::Value::String(thing.to_string()));
-    g.set("p_data", crate::json::to_lua(&lua, &serde_json::Value::Object(p))?)?;
+    g.set(
+        "p_data",
+        crate::json::to_lua(&lua, &serde_json::Value::Object(p))?,
+    )?;
 
     lua.load(include_str!("prelude.lua"))
         .set_name("=tether-prelude")

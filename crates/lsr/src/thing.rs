@@ -223,13 +223,12 @@ fn load(
                 ),
             )
         })?;
-    let (lua, budget) = sandbox::new_state(limits, p_data, dirs, &tc.name).map_err(|e| {
-        Error::Thing {
+    let (lua, budget) =
+        sandbox::new_state(limits, p_data, dirs, &tc.name).map_err(|e| Error::Thing {
             thing: tc.name.clone(),
             reason: sandbox::describe(&e),
-        }
-    })?;
-    budget.start();
+        })?;
+    budget.start(&lua);
     let me = (|| -> mlua::Result<Table> {
         let v = sandbox::run_file(&lua, &path)?;
         let Value::Table(me) = v else {
@@ -242,8 +241,8 @@ fn load(
     .map_err(|e| template_error(tc, format!("{}: {}", path.display(), sandbox::describe(&e))))?;
     let (model, names) = read_properties(&lua, &me, tc)
         .map_err(|e| template_error(tc, format!("{}: {e}", path.display())))?;
-    let services = read_services(&me)
-        .map_err(|e| template_error(tc, format!("{}: {e}", path.display())))?;
+    let services =
+        read_services(&me).map_err(|e| template_error(tc, format!("{}: {e}", path.display())))?;
     tracing::info!(
         thing = %tc.name,
         template = %path.display(),
@@ -327,7 +326,11 @@ fn read_properties(
         let data_change_type = get_str(&pt, "dataChangeType").unwrap_or_else(|| "VALUE".into());
         let data_change_threshold = get_num(&pt, "dataChangeThreshold").unwrap_or(0.0);
         let cache_time = get_num(&pt, "cacheTime").map_or(
-            if template_push == PushType::Never { -1 } else { 0 },
+            if template_push == PushType::Never {
+                -1
+            } else {
+                0
+            },
             |c| c as i64,
         );
         let private = matches!(pt.raw_get::<Value>("private"), Ok(Value::Boolean(true)));
@@ -448,7 +451,7 @@ fn worker(
 ) {
     let defs: Vec<ServiceDef> = read_services(&me).unwrap_or_default();
     while let Ok(job) = rx.recv() {
-        budget.start();
+        budget.start(&lua);
         match job {
             Job::Service {
                 name,
@@ -466,16 +469,19 @@ fn worker(
                 if let Reply::Text(500, msg) = &r {
                     tracing::warn!(thing, service = %name, error = %msg, "service failed");
                 }
+                budget.start(&lua);
                 sync(&lua, &me, &model, &names);
                 let _ = reply.send(r);
             }
             Job::Write { values, reply } => {
                 let r = write(&lua, &me, &values);
+                budget.start(&lua);
                 sync(&lua, &me, &model, &names);
                 let _ = reply.send(r);
             }
             Job::Tasks { reply } => {
                 run_tasks(&lua, &budget, &me, thing);
+                budget.start(&lua);
                 sync(&lua, &me, &model, &names);
                 let _ = reply.send(());
             }
@@ -620,17 +626,19 @@ fn run_tasks(lua: &Lua, budget: &Budget, me: &Table, thing: &str) {
         }
     };
     for (name, f) in tasks {
-        budget.start();
+        budget.start(lua);
         if let Err(e) = f.call::<MultiValue>(me.clone()) {
             tracing::warn!(thing, task = %name, error = %sandbox::describe(&e), "task failed");
         }
     }
-    let _ = lua;
 }
+
+/// One property as read back from Lua: name, value, time, quality, explicitly set.
+type LuaProperty = (String, Json, Option<i64>, Option<String>, bool);
 
 /// Copies property values from Lua into the model after a call.
 fn sync(lua: &Lua, me: &Table, model: &Mutex<Model>, names: &[String]) {
-    let read = || -> mlua::Result<Vec<(String, Json, Option<i64>, Option<String>, bool)>> {
+    let read = || -> mlua::Result<Vec<LuaProperty>> {
         let props: Table = me.get("properties")?;
         let dirty: Table = lua.globals().get("__tether_dirty")?;
         let mut out = Vec::with_capacity(names.len());

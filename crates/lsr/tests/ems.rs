@@ -30,7 +30,15 @@ async fn registers_then_subscribes_then_keeps_alive() {
     let keys: Vec<&String> = add.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["keepalive", "port", "timeout", "host", "proto", "name", "path"]
+        [
+            "keepalive",
+            "port",
+            "timeout",
+            "host",
+            "proto",
+            "name",
+            "path"
+        ]
     );
     assert_eq!(add["keepalive"], json!(150));
     assert_eq!(add["port"], json!(lsr.addr.port().to_string()));
@@ -39,13 +47,24 @@ async fn registers_then_subscribes_then_keeps_alive() {
     assert_eq!(add["proto"], json!("http"));
     assert_eq!(add["name"], json!("LsrThing"));
     assert_eq!(add["path"], json!("/scripts/Thingworx"));
-    let has = calls.iter().find(|c| c.path.ends_with("/HasEdgeThing")).unwrap();
+    let has = calls
+        .iter()
+        .find(|c| c.path.ends_with("/HasEdgeThing"))
+        .unwrap();
     assert_eq!(has.body, r#"{"name":"LsrThing"}"#);
     // PlainThing has register = false: never announced
-    assert!(!calls.iter().any(|c| c.body.contains("PlainThing") || c.body.contains("plain-1")));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.body.contains("PlainThing") || c.body.contains("plain-1"))
+    );
     lsr.shutdown().await;
     // deregistered on the way out
-    assert!(ems.calls_to("/RemoveEdgeThing").iter().any(|c| c.body == r#"{"name":"LsrThing"}"#));
+    assert!(
+        ems.calls_to("/RemoveEdgeThing")
+            .iter()
+            .any(|c| c.body == r#"{"name":"LsrThing"}"#)
+    );
 }
 
 #[tokio::test]
@@ -77,11 +96,18 @@ async fn read_write_and_read_again() {
         if body.contains(r#""Temperature":22}"#) {
             break;
         }
-        assert!(tokio::time::Instant::now() < end, "start-up task did not run: {body}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "start-up task did not run: {body}"
+        );
         tokio::task::yield_now().await;
     }
     let r = lsr
-        .send(reqwest::Method::PUT, "LsrThing/Properties/Temperature", PUT_BODY)
+        .send(
+            reqwest::Method::PUT,
+            "LsrThing/Properties/Temperature",
+            PUT_BODY,
+        )
         .await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["content-type"], "text/plain");
@@ -117,13 +143,18 @@ async fn service_with_parameters_answers_as_captured() {
     assert_eq!(r.text().await.unwrap(), ADD_REPLY);
 
     // the service's own 400
-    let (s, body) = lsr.post("LsrThing/Services/Add", r#"{"rows":[{"p1":1}]}"#).await;
+    let (s, body) = lsr
+        .post("LsrThing/Services/Add", r#"{"rows":[{"p1":1}]}"#)
+        .await;
     assert_eq!(s, 400);
     assert_eq!(body, "You must provide the parameters p1 and p2");
 
     // a service writing a STRING property through me:setProperty
     let (s, body) = lsr
-        .post("LsrThing/Services/SetStatus", r#"{"rows":[{"status":"running"}]}"#)
+        .post(
+            "LsrThing/Services/SetStatus",
+            r#"{"rows":[{"status":"running"}]}"#,
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let (_, body) = lsr.get("LsrThing/Properties/Status").await;
@@ -131,7 +162,10 @@ async fn service_with_parameters_answers_as_captured() {
 
     // UTF-8 round trip (TCP stream 54)
     let (s, body) = lsr
-        .post("LsrThing/Services/Echo", r#"{"rows":[{"s":"héllo_wörld"}]}"#)
+        .post(
+            "LsrThing/Services/Echo",
+            r#"{"rows":[{"s":"héllo_wörld"}]}"#,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -153,7 +187,10 @@ async fn errors_and_builtin_services_as_captured() {
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(r.text().await.unwrap(), "Property 'NoSuchProp' not found");
     let (s, body) = lsr.post("LsrThing/Services/NoSuchService", "").await;
-    assert_eq!((s, body.as_str()), (404, "Service 'NoSuchService' not found"));
+    assert_eq!(
+        (s, body.as_str()),
+        (404, "Service 'NoSuchService' not found")
+    );
     let (s, body) = lsr.get("NoSuchThing/Properties/X").await;
     assert_eq!((s, body.as_str()), (404, "Thing 'NoSuchThing' not found"));
 
@@ -182,11 +219,16 @@ async fn errors_and_builtin_services_as_captured() {
 
     // TCP streams 16 and 18: NotifyPropertyUpdate → empty 200, then GetPropertySubscriptions
     ems.wait_for("first subscriptions", |c| {
-        c.iter().any(|c| c.path.ends_with("/GetPropertySubscriptions"))
+        c.iter()
+            .any(|c| c.path.ends_with("/GetPropertySubscriptions"))
     })
     .await;
     let r = lsr
-        .send(reqwest::Method::POST, "LsrThing/Services/NotifyPropertyUpdate", "")
+        .send(
+            reqwest::Method::POST,
+            "LsrThing/Services/NotifyPropertyUpdate",
+            "",
+        )
         .await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.text().await.unwrap(), "");
@@ -199,7 +241,9 @@ async fn errors_and_builtin_services_as_captured() {
     .await;
 
     // all properties (TCP stream 9)
-    let r = lsr.send(reqwest::Method::GET, "LsrThing/Properties/", "").await;
+    let r = lsr
+        .send(reqwest::Method::GET, "LsrThing/Properties/", "")
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     let all: Value = r.json().await.unwrap();
     assert_eq!(all["Temperature"]["baseType"], json!("NUMBER"));
@@ -251,7 +295,10 @@ async fn task_change_is_pushed_after_subscription() {
         .collect();
     assert_eq!(fields, ["value", "time", "name", "quality"]);
     let row = inner["rows"][0].as_object().unwrap();
-    assert_eq!(row.keys().collect::<Vec<_>>(), ["value", "name", "time", "quality"]);
+    assert_eq!(
+        row.keys().collect::<Vec<_>>(),
+        ["value", "name", "time", "quality"]
+    );
     assert_eq!(row["value"]["baseType"], json!("NUMBER"));
     assert_eq!(row["quality"], json!("GOOD"));
     // Status (VALUE in the template) is not subscribed: never pushed
@@ -304,7 +351,10 @@ async fn unsubscribed_properties_are_never_pushed() {
         ems.wait_for("any call", |c| !c.is_empty()).await;
     }
     ems.wait_for("keep-alive", |c| {
-        c.iter().filter(|c| c.path.ends_with("/HasEdgeThing")).count() >= 2
+        c.iter()
+            .filter(|c| c.path.ends_with("/HasEdgeThing"))
+            .count()
+            >= 2
     })
     .await;
     assert!(ems.calls_to("/UpdateSubscribedPropertyValues").is_empty());
@@ -315,15 +365,20 @@ async fn unsubscribed_properties_are_never_pushed() {
 async fn reregisters_when_the_ems_forgets_the_thing() {
     let ems = FakeEms::start(subscriptions(&[("Temperature", "ALWAYS", 0.0)])).await;
     let lsr = Lsr::start(ems.addr.port(), FAST, &[]).await;
-    ems.wait_for("keep-alive", |c| c.iter().any(|c| c.path.ends_with("/HasEdgeThing")))
-        .await;
+    ems.wait_for("keep-alive", |c| {
+        c.iter().any(|c| c.path.ends_with("/HasEdgeThing"))
+    })
+    .await;
     // the EMS restarted and lost its registrations: HasEdgeThing → false (TCP streams 28-29)
     ems.state
         .has_thing
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let calls = ems
         .wait_for("second AddEdgeThing", |c| {
-            c.iter().filter(|c| c.path.ends_with("/AddEdgeThing")).count() >= 2
+            c.iter()
+                .filter(|c| c.path.ends_with("/AddEdgeThing"))
+                .count()
+                >= 2
         })
         .await;
     let second_add = calls
@@ -342,8 +397,10 @@ async fn reregisters_after_the_ems_was_down() {
     let ems = FakeEms::start(subscriptions(&[("Temperature", "ALWAYS", 0.0)])).await;
     let addr = ems.addr;
     let lsr = Lsr::start(addr.port(), FAST, &[]).await;
-    ems.wait_for("first push", |c| !pushed_values(c, "Temperature").is_empty())
-        .await;
+    ems.wait_for("first push", |c| {
+        !pushed_values(c, "Temperature").is_empty()
+    })
+    .await;
     ems.stop().await; // connection refused from now on
     // the LSR keeps serving the EMS's requests meanwhile
     let (s, _) = lsr.get("LsrThing/Properties/Temperature").await;
@@ -369,7 +426,10 @@ async fn identifier_thing_in_plain_table_style() {
         assert!(body.contains(r#""Mode":"auto""#), "{body}");
     }
     let (s, body) = lsr
-        .post("PlainThing/Services/Scale", r#"{"rows":[{"x":3,"factor":2.5}]}"#)
+        .post(
+            "PlainThing/Services/Scale",
+            r#"{"rows":[{"x":3,"factor":2.5}]}"#,
+        )
         .await;
     assert_eq!(s, 200);
     assert!(body.starts_with(r#"{"rows":[{"result":7.5}]"#), "{body}");

@@ -1,7 +1,7 @@
 //! Test helpers: a fake EMS recording what the LSR sends, and an LSR started from the
 //! shipped example configuration with overrides.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,9 +81,7 @@ async fn ems_handler(
         )
             .into_response()
     };
-    let empty = || {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response()
-    };
+    let empty = || (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response();
     if path.ends_with("/LocalEms/Services/AddEdgeThing") {
         st.has_thing.store(true, Ordering::SeqCst);
         empty()
@@ -92,7 +90,9 @@ async fn ems_handler(
         empty()
     } else if path.ends_with("/LocalEms/Services/HasEdgeThing") {
         let r = st.has_thing.load(Ordering::SeqCst);
-        jsonr(json!({"rows":[{"result": r}],"datashape":{"fieldDefinitions":{"result":{"name":"result","description":"","baseType":"BOOLEAN","aspects":{}}}}}))
+        jsonr(
+            json!({"rows":[{"result": r}],"datashape":{"fieldDefinitions":{"result":{"name":"result","description":"","baseType":"BOOLEAN","aspects":{}}}}}),
+        )
     } else if path.ends_with("/Services/GetPropertySubscriptions") {
         jsonr(st.subscriptions.lock().unwrap().clone())
     } else if path.ends_with("/LocalEms/Properties/isConnected") {
