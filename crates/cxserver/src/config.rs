@@ -69,7 +69,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,16 +235,25 @@ fn seconds(key: &'static str, v: Option<f64>, default: Duration) -> Result<Durat
     match v {
         None => Ok(default),
         Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => Err(invalid(key, format!("{s} is not a number of seconds in (0, 86400]"))),
+        Some(s) => Err(invalid(
+            key,
+            format!("{s} is not a number of seconds in (0, 86400]"),
+        )),
     }
 }
 
 fn addr(key: &'static str, v: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
     let text = v.unwrap_or_else(|| default.to_owned());
-    text.parse().map_err(|e| invalid(key, format!("{text:?} is not an address:port ({e})")))
+    text.parse()
+        .map_err(|e| invalid(key, format!("{text:?} is not an address:port ({e})")))
 }
 
-fn positive(key: &'static str, v: Option<usize>, default: usize, max: usize) -> Result<usize, ConfigError> {
+fn positive(
+    key: &'static str,
+    v: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
     match v.unwrap_or(default) {
         0 => Err(invalid(key, "must be at least 1")),
         n if n > max => Err(invalid(key, format!("{n} is larger than {max}"))),
@@ -252,8 +264,10 @@ fn positive(key: &'static str, v: Option<usize>, default: usize, max: usize) -> 
 impl Config {
     /// Reads and validates a TOML file (blocking: call at startup).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_toml(&text, base)
     }
@@ -265,47 +279,97 @@ impl Config {
         let e = raw.edge;
         let (cert, key) = match (e.cert, e.key) {
             (Some(c), Some(k)) => (Some(resolve(c)), Some(resolve(k))),
-            (None, _) => return Err(invalid("edge.cert", "required (PEM certificate chain for edge TLS)")),
-            (_, None) => return Err(invalid("edge.key", "required (PEM private key for edge TLS)")),
+            (None, _) => {
+                return Err(invalid(
+                    "edge.cert",
+                    "required (PEM certificate chain for edge TLS)",
+                ));
+            }
+            (_, None) => {
+                return Err(invalid(
+                    "edge.key",
+                    "required (PEM private key for edge TLS)",
+                ));
+            }
         };
-        let idle_ms = e.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT.as_millis() as u64);
+        let idle_ms = e
+            .idle_timeout_ms
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT.as_millis() as u64);
         if !(100..=86_400_000).contains(&idle_ms) {
-            return Err(invalid("edge.idle-timeout-ms", format!("{idle_ms} is outside [100, 86400000]")));
+            return Err(invalid(
+                "edge.idle-timeout-ms",
+                format!("{idle_ms} is outside [100, 86400000]"),
+            ));
         }
         let read_buffer_size = e.read_buffer_size.unwrap_or(DEFAULT_READ_BUFFER_SIZE);
         if !(256..=1 << 20).contains(&read_buffer_size) {
-            return Err(invalid("edge.read-buffer-size", format!("{read_buffer_size} is outside [256, 1048576]")));
+            return Err(invalid(
+                "edge.read-buffer-size",
+                format!("{read_buffer_size} is outside [256, 1048576]"),
+            ));
         }
         let edge = EdgeSettings {
             listen: addr("edge.listen", e.listen, DEFAULT_EDGE_LISTEN)?,
             cert,
             key,
-            max_connections: positive("edge.max-connections", e.max_connections, DEFAULT_MAX_CONNECTIONS, 10_000_000)?,
-            handshake_timeout: seconds("edge.handshake-timeout", e.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT)?,
+            max_connections: positive(
+                "edge.max-connections",
+                e.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                10_000_000,
+            )?,
+            handshake_timeout: seconds(
+                "edge.handshake-timeout",
+                e.handshake_timeout,
+                DEFAULT_HANDSHAKE_TIMEOUT,
+            )?,
             auth_request_timeout: seconds(
                 "edge.auth-request-timeout",
                 e.auth_request_timeout,
                 DEFAULT_AUTH_REQUEST_TIMEOUT,
             )?,
             idle_timeout: Duration::from_millis(idle_ms),
-            max_message_size: positive("edge.max-message-size", e.max_message_size, DEFAULT_MAX_MESSAGE_SIZE, 64 << 20)?,
+            max_message_size: positive(
+                "edge.max-message-size",
+                e.max_message_size,
+                DEFAULT_MAX_MESSAGE_SIZE,
+                64 << 20,
+            )?,
             read_buffer_size,
-            max_tunnels: positive("edge.max-tunnels", e.max_tunnels, DEFAULT_MAX_TUNNELS, 1_000_000)?,
+            max_tunnels: positive(
+                "edge.max-tunnels",
+                e.max_tunnels,
+                DEFAULT_MAX_TUNNELS,
+                1_000_000,
+            )?,
         };
         let p = raw.platform;
-        let url = url::Url::parse(&p.url).map_err(|err| invalid("platform.url", format!("{:?}: {err}", p.url)))?;
+        let url = url::Url::parse(&p.url)
+            .map_err(|err| invalid("platform.url", format!("{:?}: {err}", p.url)))?;
         if !matches!(url.scheme(), "wss" | "ws") || url.host_str().is_none() {
-            return Err(invalid("platform.url", "must be wss://host[:port] (ws:// only for labs)"));
+            return Err(invalid(
+                "platform.url",
+                "must be wss://host[:port] (ws:// only for labs)",
+            ));
         }
         let app_key = match (p.app_key, p.app_key_file) {
             (Some(k), None) => Secret::new(k),
             (None, Some(f)) => {
                 let f = resolve(f);
-                let text = std::fs::read_to_string(&f)
-                    .map_err(|err| invalid("platform.app-key-file", format!("cannot read {}: {err}", f.display())))?;
+                let text = std::fs::read_to_string(&f).map_err(|err| {
+                    invalid(
+                        "platform.app-key-file",
+                        format!("cannot read {}: {err}", f.display()),
+                    )
+                })?;
                 Secret::new(text.trim().to_owned())
             }
-            (Some(_), Some(_)) => return Err(invalid("platform.app-key", "give app-key or app-key-file, not both")),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "platform.app-key",
+                    "give app-key or app-key-file, not both",
+                ));
+            }
             (None, None) => return Err(invalid("platform.app-key", "required (or app-key-file)")),
         };
         if app_key.expose().is_empty() {
@@ -314,12 +378,18 @@ impl Config {
         let trust = match (p.pin, p.host_name_validation.unwrap_or(true)) {
             (Some(pins), _) => {
                 if pins.is_empty() {
-                    return Err(invalid("platform.pin", "needs at least one SHA-256 fingerprint"));
+                    return Err(invalid(
+                        "platform.pin",
+                        "needs at least one SHA-256 fingerprint",
+                    ));
                 }
-                net::Trust::pinned_from_strs(&pins).map_err(|err| invalid("platform.pin", err.to_string()))?;
+                net::Trust::pinned_from_strs(&pins)
+                    .map_err(|err| invalid("platform.pin", err.to_string()))?;
                 UpstreamTrust::Pinned(pins)
             }
-            (None, true) => UpstreamTrust::Validate { ca_file: p.ca_file.map(resolve) },
+            (None, true) => UpstreamTrust::Validate {
+                ca_file: p.ca_file.map(resolve),
+            },
             (None, false) => UpstreamTrust::Insecure,
         };
         let platform = PlatformSettings {
@@ -327,13 +397,32 @@ impl Config {
             app_key,
             links: positive("platform.links", p.links, DEFAULT_LINKS, 64)?,
             trust,
-            connect_timeout: seconds("platform.connect-timeout", p.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
-            auth_timeout: seconds("platform.auth-timeout", p.auth_timeout, DEFAULT_UPSTREAM_AUTH_TIMEOUT)?,
-            reconnect_min: seconds("platform.reconnect-min", p.reconnect_min, DEFAULT_RECONNECT_MIN)?,
-            reconnect_max: seconds("platform.reconnect-max", p.reconnect_max, DEFAULT_RECONNECT_MAX)?,
+            connect_timeout: seconds(
+                "platform.connect-timeout",
+                p.connect_timeout,
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            auth_timeout: seconds(
+                "platform.auth-timeout",
+                p.auth_timeout,
+                DEFAULT_UPSTREAM_AUTH_TIMEOUT,
+            )?,
+            reconnect_min: seconds(
+                "platform.reconnect-min",
+                p.reconnect_min,
+                DEFAULT_RECONNECT_MIN,
+            )?,
+            reconnect_max: seconds(
+                "platform.reconnect-max",
+                p.reconnect_max,
+                DEFAULT_RECONNECT_MAX,
+            )?,
         };
         if platform.reconnect_max < platform.reconnect_min {
-            return Err(invalid("platform.reconnect-max", "must not be smaller than reconnect-min"));
+            return Err(invalid(
+                "platform.reconnect-max",
+                "must not be smaller than reconnect-min",
+            ));
         }
         Ok(Config {
             edge,
@@ -346,7 +435,10 @@ impl Config {
     /// The edge TLS server configuration from `edge.cert` / `edge.key` (blocking file reads).
     pub fn edge_tls(&self) -> Result<Arc<ServerConfig>, ConfigError> {
         let (Some(cert), Some(key)) = (&self.edge.cert, &self.edge.key) else {
-            return Err(invalid("edge.cert", "required (PEM certificate chain for edge TLS)"));
+            return Err(invalid(
+                "edge.cert",
+                "required (PEM certificate chain for edge TLS)",
+            ));
         };
         net::tls::server_config_from_files(cert, key, &[b"http/1.1"])
             .map_err(|e| invalid("edge.cert", e.to_string()))
@@ -357,16 +449,22 @@ impl Config {
         let trust = match &self.platform.trust {
             UpstreamTrust::Validate { ca_file: None } => net::Trust::default(),
             UpstreamTrust::Validate { ca_file: Some(f) } => {
-                let pem = std::fs::read_to_string(f)
-                    .map_err(|e| invalid("platform.ca-file", format!("cannot read {}: {e}", f.display())))?;
-                net::Trust::WebPki { extra_roots_pem: vec![pem] }
+                let pem = std::fs::read_to_string(f).map_err(|e| {
+                    invalid(
+                        "platform.ca-file",
+                        format!("cannot read {}: {e}", f.display()),
+                    )
+                })?;
+                net::Trust::WebPki {
+                    extra_roots_pem: vec![pem],
+                }
             }
-            UpstreamTrust::Pinned(pins) => {
-                net::Trust::pinned_from_strs(pins).map_err(|e| invalid("platform.pin", e.to_string()))?
-            }
+            UpstreamTrust::Pinned(pins) => net::Trust::pinned_from_strs(pins)
+                .map_err(|e| invalid("platform.pin", e.to_string()))?,
             UpstreamTrust::Insecure => net::Trust::InsecureAllowSelfSigned,
         };
-        net::tls::client_config(&trust, &[b"http/1.1"]).map_err(|e| invalid("platform", e.to_string()))
+        net::tls::client_config(&trust, &[b"http/1.1"])
+            .map_err(|e| invalid("platform", e.to_string()))
     }
 }
 
@@ -397,19 +495,29 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let unknown = format!("{MIN}\nbogus = 1\n");
-        let e = Config::from_toml(&unknown, Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_toml(&unknown, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
         let bad = MIN.replace("[edge]", "[edge]\nauth-request-timeout = -1");
-        let e = Config::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_toml(&bad, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("edge.auth-request-timeout"), "{e}");
         let bad = MIN.replace("wss://platform.example:8443", "http://x");
-        let e = Config::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_toml(&bad, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("platform.url"), "{e}");
         let bad = MIN.replace("app-key = \"k\"", "");
-        let e = Config::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_toml(&bad, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("platform.app-key"), "{e}");
         let typo = MIN.replace("[edge]", "[edge]\nidle-timeout = 5");
-        let e = Config::from_toml(&typo, Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_toml(&typo, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("idle-timeout"), "{e}");
     }
 }

@@ -43,8 +43,12 @@ enum Route {
 
 /// Serves one accepted (TLS) edge connection.
 pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
-    let Conn { stream, shutdown, .. } = conn;
+    let Conn {
+        stream, shutdown, ..
+    } = conn;
     let mut route = None;
+    // The callback signature is tungstenite's; its error type is large by design.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
         if path == ALWAYSON_PATH {
@@ -149,7 +153,10 @@ impl EdgeTask {
     async fn run(mut self) -> &'static str {
         let end = self.relay().await;
         if let Some((code, reason)) = end.0 {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(Some(frame))).await;
         }
         self.finish();
@@ -188,18 +195,30 @@ impl EdgeTask {
                         Phase::AwaitAuth if now >= auth_deadline => {
                             self.shared.hub.metrics.auth_timeouts.inc();
                             self.shared.hub.metrics.auth_failures.inc();
-                            return End(Some((1008, "authentication request timeout")), "no AUTH in time");
+                            return End(
+                                Some((1008, "authentication request timeout")),
+                                "no AUTH in time",
+                            );
                         }
-                        Phase::Authenticating { .. } if answer_deadline.is_some_and(|d| now >= d) => {
-                            return End(Some((1011, "platform did not answer AUTH")), "AUTH answer timeout");
+                        Phase::Authenticating { .. }
+                            if answer_deadline.is_some_and(|d| now >= d) =>
+                        {
+                            return End(
+                                Some((1011, "platform did not answer AUTH")),
+                                "AUTH answer timeout",
+                            );
                         }
                         _ => {}
                     }
                 }
-                Event::Platform(None) => return End(Some((1011, "platform link lost")), "hub dropped edge"),
-                Event::Platform(Some(ToEdge::Close(code, reason))) => return End(Some((code, reason)), reason),
+                Event::Platform(None) => {
+                    return End(Some((1011, "platform link lost")), "hub dropped edge");
+                }
+                Event::Platform(Some(ToEdge::Close(code, reason))) => {
+                    return End(Some((code, reason)), reason);
+                }
                 Event::Platform(Some(ToEdge::Frame(frame))) => {
-                    if let Err(end) = self.to_edge(frame).await {
+                    if let Err(end) = self.on_platform_frame(frame).await {
                         return end;
                     }
                 }
@@ -213,7 +232,7 @@ impl EdgeTask {
                     match msg {
                         WsMessage::Binary(data) => {
                             let was_waiting = self.phase == Phase::AwaitAuth;
-                            if let Err(end) = self.from_edge(data).await {
+                            if let Err(end) = self.on_edge_frame(data).await {
                                 return end;
                             }
                             if was_waiting && self.phase != Phase::AwaitAuth {
@@ -221,7 +240,10 @@ impl EdgeTask {
                             }
                         }
                         WsMessage::Text(_) => {
-                            return End(Some((1003, "AlwaysOn uses binary messages")), "text message");
+                            return End(
+                                Some((1003, "AlwaysOn uses binary messages")),
+                                "text message",
+                            );
                         }
                         // tungstenite queues the pong itself; it goes out with the next write or read.
                         WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {
@@ -238,21 +260,34 @@ impl EdgeTask {
     }
 
     /// Handles one AlwaysOn frame from the edge.
-    async fn from_edge(&mut self, data: Bytes) -> Result<(), End> {
+    async fn on_edge_frame(&mut self, data: Bytes) -> Result<(), End> {
         let Ok(header) = Header::peek(&data) else {
-            return Err(End(Some((1007, "invalid AlwaysOn message")), "invalid AlwaysOn header"));
+            return Err(End(
+                Some((1007, "invalid AlwaysOn message")),
+                "invalid AlwaysOn header",
+            ));
         };
         let hub = self.shared.hub.clone();
         match self.phase {
             Phase::AwaitAuth => {
                 if header.code != Code::AUTH || data.get(14) != Some(&0) {
                     hub.metrics.auth_failures.inc();
-                    return Err(End(Some((1008, "AUTH expected first")), "first message not AUTH"));
+                    return Err(End(
+                        Some((1008, "AUTH expected first")),
+                        "first message not AUTH",
+                    ));
                 }
                 let Some(link) = hub.pick_link() else {
-                    self.send_edge(error_reply(&header, Code::SERVICE_UNAVAILABLE, "platform unavailable"))
-                        .await?;
-                    return Err(End(Some((1011, "platform unavailable")), "no upstream link"));
+                    self.send_edge(error_reply(
+                        &header,
+                        Code::SERVICE_UNAVAILABLE,
+                        "platform unavailable",
+                    ))
+                    .await?;
+                    return Err(End(
+                        Some((1011, "platform unavailable")),
+                        "no upstream link",
+                    ));
                 };
                 let (tx, rx) = mpsc::channel(EDGE_QUEUE);
                 let entry = hub.register(link, tx);
@@ -260,14 +295,23 @@ impl EdgeTask {
                 set_endpoint(&mut frame, entry.id);
                 let frame = frame.freeze();
                 entry.state().auth = Some(frame.clone());
-                self.phase = Phase::Authenticating { request_id: header.request_id };
+                self.phase = Phase::Authenticating {
+                    request_id: header.request_id,
+                };
                 self.entry = Some(entry);
                 self.rx = Some(rx);
                 hub.metrics.to_platform.count(frame.len());
                 if hub.send_up(link, frame).await.is_err() {
-                    self.send_edge(error_reply(&header, Code::SERVICE_UNAVAILABLE, "platform unavailable"))
-                        .await?;
-                    return Err(End(Some((1011, "platform unavailable")), "link down during AUTH"));
+                    self.send_edge(error_reply(
+                        &header,
+                        Code::SERVICE_UNAVAILABLE,
+                        "platform unavailable",
+                    ))
+                    .await?;
+                    return Err(End(
+                        Some((1011, "platform unavailable")),
+                        "link down during AUTH",
+                    ));
                 }
                 Ok(())
             }
@@ -282,7 +326,9 @@ impl EdgeTask {
                     bounded_insert(&mut self.out, header.request_id, Instant::now());
                 } else if header.code.is_response() {
                     if let Some(t) = self.inc.remove(&header.request_id) {
-                        hub.metrics.latency_platform_to_edge.observe(t.elapsed().as_secs_f64());
+                        hub.metrics
+                            .latency_platform_to_edge
+                            .observe(t.elapsed().as_secs_f64());
                         shrink_if_empty(&mut self.inc);
                     }
                 }
@@ -290,15 +336,21 @@ impl EdgeTask {
                 set_endpoint(&mut frame, entry.id);
                 {
                     let st = entry.state();
-                    if header.session_id == st.edge_session && st.edge_session != st.upstream_session {
+                    if header.session_id == st.edge_session
+                        && st.edge_session != st.upstream_session
+                    {
                         set_session(&mut frame, st.upstream_session);
                     }
                 }
                 let frame = frame.freeze();
                 hub.metrics.to_platform.count(frame.len());
                 if hub.send_up(entry.link, frame).await.is_err() && !header.code.is_response() {
-                    self.send_edge(error_reply(&header, Code::SERVICE_UNAVAILABLE, "platform unavailable"))
-                        .await?;
+                    self.send_edge(error_reply(
+                        &header,
+                        Code::SERVICE_UNAVAILABLE,
+                        "platform unavailable",
+                    ))
+                    .await?;
                 }
                 Ok(())
             }
@@ -308,7 +360,11 @@ impl EdgeTask {
     /// Remembers a BIND/UNBIND so its answer updates the bound names.
     fn note_bind(&mut self, data: &[u8], header: &Header) {
         let limits = Limits::default();
-        let Ok(Message { body: Body::Bind(body), .. }) = Message::decode(data, &limits) else {
+        let Ok(Message {
+            body: Body::Bind(body),
+            ..
+        }) = Message::decode(data, &limits)
+        else {
             return; // the platform will answer the malformed message
         };
         if self.binds.len() >= MAX_PENDING {
@@ -323,7 +379,7 @@ impl EdgeTask {
     }
 
     /// Handles one frame from the platform for this edge.
-    async fn to_edge(&mut self, frame: Bytes) -> Result<(), End> {
+    async fn on_platform_frame(&mut self, frame: Bytes) -> Result<(), End> {
         let Ok(header) = Header::peek(&frame) else {
             return Ok(());
         };
@@ -350,11 +406,15 @@ impl EdgeTask {
                 } else {
                     auth_failed = true;
                 }
-            } else if header.session_id == st.upstream_session && st.edge_session != st.upstream_session {
+            } else if header.session_id == st.upstream_session
+                && st.edge_session != st.upstream_session
+            {
                 set_session(&mut buf, st.edge_session);
             }
             let bind_answer = if header.code.is_response() {
-                self.binds.iter().position(|b| b.request_id == header.request_id)
+                self.binds
+                    .iter()
+                    .position(|b| b.request_id == header.request_id)
             } else {
                 None
             };
@@ -370,7 +430,9 @@ impl EdgeTask {
         }
         if header.code.is_response() {
             if let Some(t) = self.out.remove(&header.request_id) {
-                hub.metrics.latency_edge_to_platform.observe(t.elapsed().as_secs_f64());
+                hub.metrics
+                    .latency_edge_to_platform
+                    .observe(t.elapsed().as_secs_f64());
                 shrink_if_empty(&mut self.out);
             }
         } else if header.code.is_request() {
@@ -381,7 +443,10 @@ impl EdgeTask {
         self.send_edge(buf).await?;
         if auth_failed {
             hub.metrics.auth_failures.inc();
-            return Err(End(Some((1008, "authentication failed")), "AUTH refused by platform"));
+            return Err(End(
+                Some((1008, "authentication failed")),
+                "AUTH refused by platform",
+            ));
         }
         Ok(())
     }
@@ -407,7 +472,12 @@ impl EdgeTask {
         let (authenticated, session, gateway, names) = {
             let mut st = entry.state();
             st.auth = None;
-            (st.authenticated, st.upstream_session, st.gateway.take(), std::mem::take(&mut st.names))
+            (
+                st.authenticated,
+                st.upstream_session,
+                st.gateway.take(),
+                std::mem::take(&mut st.names),
+            )
         };
         hub.metrics.binds.dec_by(names.len() as i64);
         if !authenticated {
@@ -425,7 +495,12 @@ impl EdgeTask {
 }
 
 /// Encodes `msg` with `endpoint` and queues it on `link` without waiting.
-pub(crate) fn send_internal(hub: &crate::hub::Hub, link: usize, endpoint: u32, msg: &Message) -> bool {
+pub(crate) fn send_internal(
+    hub: &crate::hub::Hub,
+    link: usize,
+    endpoint: u32,
+    msg: &Message,
+) -> bool {
     let Ok(frame) = msg.to_bytes() else {
         return false;
     };
@@ -436,7 +511,11 @@ pub(crate) fn send_internal(hub: &crate::hub::Hub, link: usize, endpoint: u32, m
     hub.try_send_up(link, frame)
 }
 
-fn apply_bind(st: &mut crate::hub::EdgeState, b: PendingBind, gauge: &prometheus_client::metrics::gauge::Gauge) {
+fn apply_bind(
+    st: &mut crate::hub::EdgeState,
+    b: PendingBind,
+    gauge: &prometheus_client::metrics::gauge::Gauge,
+) {
     if b.bind {
         if b.gateway.is_some() {
             st.gateway = b.gateway;

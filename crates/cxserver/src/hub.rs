@@ -116,7 +116,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// A hub with `links` link slots; returns the receivers for the link tasks.
-    pub(crate) fn new(links: usize, metrics: Arc<Metrics>) -> (Arc<Hub>, Vec<mpsc::Receiver<Bytes>>) {
+    pub(crate) fn new(
+        links: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<Hub>, Vec<mpsc::Receiver<Bytes>>) {
         let mut slots = Vec::with_capacity(links);
         let mut rxs = Vec::with_capacity(links);
         for _ in 0..links {
@@ -145,14 +148,19 @@ impl Hub {
 
     /// Number of links that are up.
     pub(crate) fn links_up(&self) -> usize {
-        self.links.iter().filter(|l| l.up.load(Ordering::Acquire)).count()
+        self.links
+            .iter()
+            .filter(|l| l.up.load(Ordering::Acquire))
+            .count()
     }
 
     /// Picks an up link, round robin; `None` when all are down.
     pub(crate) fn pick_link(&self) -> Option<usize> {
         let n = self.links.len();
         let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|i| (start + i) % n).find(|&i| self.links[i].up.load(Ordering::Acquire))
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.links[i].up.load(Ordering::Acquire))
     }
 
     /// Registers a new edge on `link` with a fresh endpointId.
@@ -166,7 +174,12 @@ impl Hub {
             if shard.contains_key(&id) {
                 continue; // wrapped around onto a live edge
             }
-            let entry = Arc::new(EdgeEntry { id, link, tx, state: Mutex::new(EdgeState::default()) });
+            let entry = Arc::new(EdgeEntry {
+                id,
+                link,
+                tx,
+                state: Mutex::new(EdgeState::default()),
+            });
             shard.insert(id, entry.clone());
             return entry;
         }
@@ -271,7 +284,10 @@ mod tests {
         set_session(&mut f, 0x1234);
         set_request_id(&mut f, 0x8000_0001);
         let h = Header::peek(&f).unwrap();
-        assert_eq!((h.request_id, h.endpoint_id, h.session_id), (0x8000_0001, 0xABCD, 0x1234));
+        assert_eq!(
+            (h.request_id, h.endpoint_id, h.session_id),
+            (0x8000_0001, 0xABCD, 0x1234)
+        );
         let mut short = vec![1u8; 5];
         set_endpoint(&mut short, 1);
         assert_eq!(short, vec![1u8; 5]);
@@ -296,10 +312,22 @@ mod tests {
 
     #[test]
     fn error_reply_echoes_ids() {
-        let h = Header { code: Code::GET, request_id: 5, endpoint_id: 6, session_id: 7 };
+        let h = Header {
+            code: Code::GET,
+            request_id: 5,
+            endpoint_id: 6,
+            session_id: 7,
+        };
         let b = error_reply(&h, Code::SERVICE_UNAVAILABLE, "platform unavailable");
         let m = Message::decode(&b, &alwayson::Limits::default()).unwrap();
         assert_eq!(m.header.code, Code::SERVICE_UNAVAILABLE);
-        assert_eq!((m.header.request_id, m.header.endpoint_id, m.header.session_id), (5, 6, 7));
+        assert_eq!(
+            (
+                m.header.request_id,
+                m.header.endpoint_id,
+                m.header.session_id
+            ),
+            (5, 6, 7)
+        );
     }
 }

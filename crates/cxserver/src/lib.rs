@@ -24,8 +24,8 @@ mod server;
 mod tunnel;
 
 pub use config::{
-    Config, ConfigError, DEFAULT_AUTH_REQUEST_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EdgeSettings, PlatformSettings,
-    UpstreamTrust,
+    Config, ConfigError, DEFAULT_AUTH_REQUEST_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EdgeSettings,
+    PlatformSettings, UpstreamTrust,
 };
 pub use edge::ALWAYSON_PATH;
 pub use metrics::{Flow, Metrics};

@@ -118,7 +118,14 @@ async fn connect(shared: &Shared, tls: Arc<ClientConfig>) -> Result<(ClientWs, u
     let url = link_url(&settings.url);
     let key = settings.app_key.expose();
     let headers = [("appKey", key), ("User-Agent", "tether-cxserver")];
-    let mut ws = net::ws::connect(&url, &headers, tls, link_ws_config(), settings.connect_timeout).await?;
+    let mut ws = net::ws::connect(
+        &url,
+        &headers,
+        tls,
+        link_ws_config(),
+        settings.connect_timeout,
+    )
+    .await?;
     let auth = Message::auth_app_key(1, key).to_bytes()?;
     ws.send(WsMessage::Binary(auth)).await?;
     let deadline = Instant::now() + settings.auth_timeout;
@@ -145,7 +152,11 @@ async fn connect(shared: &Shared, tls: Arc<ClientConfig>) -> Result<(ClientWs, u
 }
 
 fn link_ws_config() -> WsConfig {
-    WsConfig { max_message_size: 16 << 20, max_frame_size: 16 << 20, ..WsConfig::bulk() }
+    WsConfig {
+        max_message_size: 16 << 20,
+        max_frame_size: 16 << 20,
+        ..WsConfig::bulk()
+    }
 }
 
 fn mark_down(hub: &Hub, idx: usize, rx: &mut mpsc::Receiver<Bytes>) {
@@ -266,14 +277,19 @@ fn dispatch(hub: &Arc<Hub>, idx: usize, frame: Bytes) {
         }
         _ => {
             if h.code.is_request() {
-                hub.try_send_up(idx, error_reply(&h, Code::GATEWAY_TIMEOUT, "edge not connected"));
+                hub.try_send_up(
+                    idx,
+                    error_reply(&h, Code::GATEWAY_TIMEOUT, "edge not connected"),
+                );
             }
         }
     }
 }
 
 fn internal_answer(hub: &Arc<Hub>, idx: usize, kind: Internal, h: &Header) {
-    let Some(edge) = hub.edge(h.endpoint_id) else { return };
+    let Some(edge) = hub.edge(h.endpoint_id) else {
+        return;
+    };
     match kind {
         Internal::ReAuth if h.code == Code::SUCCESS => {
             let (session, gateway, names) = {
@@ -291,14 +307,29 @@ fn internal_answer(hub: &Arc<Hub>, idx: usize, kind: Internal, h: &Header) {
             let slot = &hub.links[idx];
             let req = slot.request_id();
             lock(&slot.internal).insert((edge.id, req), Internal::ReBind);
-            send_internal(hub, idx, edge.id, &Message::bind(req, session, gateway, names));
+            send_internal(
+                hub,
+                idx,
+                edge.id,
+                &Message::bind(req, session, gateway, names),
+            );
         }
         Internal::ReAuth => {
-            warn!(endpoint = edge.id, code = h.code.0, "platform refused a replayed edge AUTH");
-            let _ = edge.tx.try_send(ToEdge::Close(1008, "authentication failed"));
+            warn!(
+                endpoint = edge.id,
+                code = h.code.0,
+                "platform refused a replayed edge AUTH"
+            );
+            let _ = edge
+                .tx
+                .try_send(ToEdge::Close(1008, "authentication failed"));
         }
         Internal::ReBind if h.code != Code::SUCCESS => {
-            warn!(endpoint = edge.id, code = h.code.0, "platform refused a replayed BIND");
+            warn!(
+                endpoint = edge.id,
+                code = h.code.0,
+                "platform refused a replayed BIND"
+            );
         }
         Internal::ReBind => {}
     }

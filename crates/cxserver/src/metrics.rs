@@ -68,7 +68,10 @@ pub struct Metrics {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter()
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]
+    .into_iter()
 }
 
 impl Metrics {
@@ -76,24 +79,53 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tether_cx");
         let connections = Gauge::default();
-        registry.register("connections", "Open AlwaysOn edge websockets", connections.clone());
+        registry.register(
+            "connections",
+            "Open AlwaysOn edge websockets",
+            connections.clone(),
+        );
         let connections_opened = Counter::default();
-        registry.register("connections_opened", "Edge websockets accepted", connections_opened.clone());
+        registry.register(
+            "connections_opened",
+            "Edge websockets accepted",
+            connections_opened.clone(),
+        );
         let authenticated = Gauge::default();
-        registry.register("authenticated", "Edge sockets authenticated by the platform", authenticated.clone());
+        registry.register(
+            "authenticated",
+            "Edge sockets authenticated by the platform",
+            authenticated.clone(),
+        );
         let binds = Gauge::default();
         registry.register("binds", "Things bound through this server", binds.clone());
         let auth_failures = Counter::default();
-        registry.register("auth_failures", "Edge AUTH refused or not sent in time", auth_failures.clone());
+        registry.register(
+            "auth_failures",
+            "Edge AUTH refused or not sent in time",
+            auth_failures.clone(),
+        );
         let auth_timeouts = Counter::default();
-        registry.register("auth_timeouts", "Edge sockets closed for not sending AUTH in time", auth_timeouts.clone());
+        registry.register(
+            "auth_timeouts",
+            "Edge sockets closed for not sending AUTH in time",
+            auth_timeouts.clone(),
+        );
         let idle_timeouts = Counter::default();
-        registry.register("idle_timeouts", "Edge sockets closed by the idle timeout", idle_timeouts.clone());
+        registry.register(
+            "idle_timeouts",
+            "Edge sockets closed by the idle timeout",
+            idle_timeouts.clone(),
+        );
 
         let messages = Family::<Label, Counter>::default();
         registry.register("messages", "AlwaysOn messages relayed", messages.clone());
         let bytes = Family::<Label, Counter>::default();
-        registry.register_with_unit("relayed", "AlwaysOn bytes relayed", Unit::Bytes, bytes.clone());
+        registry.register_with_unit(
+            "relayed",
+            "AlwaysOn bytes relayed",
+            Unit::Bytes,
+            bytes.clone(),
+        );
         let flow = |d: &'static str| Flow {
             messages: messages.get_or_create(&[("direction", d)]).clone(),
             bytes: bytes.get_or_create(&[("direction", d)]).clone(),
@@ -101,28 +133,54 @@ impl Metrics {
         let to_platform = flow("to_platform");
         let to_edge = flow("to_edge");
 
-        let latency = Family::<Label, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let latency =
+            Family::<Label, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         registry.register_with_unit(
             "request_duration",
             "Time from forwarding a request to relaying its response",
             Unit::Seconds,
             latency.clone(),
         );
-        let latency_platform_to_edge = latency.get_or_create(&[("direction", "platform_to_edge")]).clone();
-        let latency_edge_to_platform = latency.get_or_create(&[("direction", "edge_to_platform")]).clone();
+        let latency_platform_to_edge = latency
+            .get_or_create(&[("direction", "platform_to_edge")])
+            .clone();
+        let latency_edge_to_platform = latency
+            .get_or_create(&[("direction", "edge_to_platform")])
+            .clone();
 
         let links_up = Gauge::default();
-        registry.register("links_up", "Upstream links to the platform that are authenticated", links_up.clone());
+        registry.register(
+            "links_up",
+            "Upstream links to the platform that are authenticated",
+            links_up.clone(),
+        );
         let link_failures = Counter::default();
-        registry.register("link_failures", "Upstream link attempts or links that failed", link_failures.clone());
+        registry.register(
+            "link_failures",
+            "Upstream link attempts or links that failed",
+            link_failures.clone(),
+        );
         let tunnels = Gauge::default();
         registry.register("tunnels", "Open tunnel relays", tunnels.clone());
         let tunnels_opened = Counter::default();
-        registry.register("tunnels_opened", "Tunnel relays opened", tunnels_opened.clone());
+        registry.register(
+            "tunnels_opened",
+            "Tunnel relays opened",
+            tunnels_opened.clone(),
+        );
         let tunnel_bytes = Family::<Label, Counter>::default();
-        registry.register_with_unit("tunnel", "Tunnel payload bytes relayed", Unit::Bytes, tunnel_bytes.clone());
-        let tunnel_bytes_up = tunnel_bytes.get_or_create(&[("direction", "to_platform")]).clone();
-        let tunnel_bytes_down = tunnel_bytes.get_or_create(&[("direction", "from_platform")]).clone();
+        registry.register_with_unit(
+            "tunnel",
+            "Tunnel payload bytes relayed",
+            Unit::Bytes,
+            tunnel_bytes.clone(),
+        );
+        let tunnel_bytes_up = tunnel_bytes
+            .get_or_create(&[("direction", "to_platform")])
+            .clone();
+        let tunnel_bytes_down = tunnel_bytes
+            .get_or_create(&[("direction", "from_platform")])
+            .clone();
 
         Metrics {
             registry,
@@ -172,9 +230,18 @@ mod tests {
         m.to_platform.count(10);
         m.latency_platform_to_edge.observe(0.002);
         let text = m.render();
-        assert!(text.contains("tether_cx_messages_total{direction=\"to_platform\"} 1"), "{text}");
-        assert!(text.contains("tether_cx_relayed_bytes_total{direction=\"to_platform\"} 10"), "{text}");
-        assert!(text.contains("tether_cx_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("tether_cx_messages_total{direction=\"to_platform\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tether_cx_relayed_bytes_total{direction=\"to_platform\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tether_cx_request_duration_seconds_bucket"),
+            "{text}"
+        );
         assert!(text.contains("tether_cx_connections 0"), "{text}");
     }
 }

@@ -86,8 +86,17 @@ impl CxServer {
         let metrics = Arc::new(Metrics::new());
         let (hub, link_rx) = Hub::new(config.platform.links, metrics);
         let tunnels = Arc::new(Semaphore::new(config.edge.max_tunnels));
-        let shared = Arc::new(Shared { config, hub, upstream_tls: tls.upstream, tunnels });
-        CxServer { shared, edge_tls: tls.edge, link_rx }
+        let shared = Arc::new(Shared {
+            config,
+            hub,
+            upstream_tls: tls.upstream,
+            tunnels,
+        });
+        CxServer {
+            shared,
+            edge_tls: tls.edge,
+            link_rx,
+        }
     }
 
     /// The metrics (also served on the health port).
@@ -97,24 +106,52 @@ impl CxServer {
 
     /// A handle to read the link status.
     pub fn status(&self) -> Status {
-        Status { hub: self.shared.hub.clone() }
+        Status {
+            hub: self.shared.hub.clone(),
+        }
     }
 
     /// Runs until `shutdown` is cancelled and the edges have drained (or the grace period ended).
-    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), CxError> {
-        let CxServer { shared, edge_tls, link_rx } = self;
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), CxError> {
+        let CxServer {
+            shared,
+            edge_tls,
+            link_rx,
+        } = self;
         let grace = shared.config.shutdown_grace;
         let background = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (idx, rx) in link_rx.into_iter().enumerate() {
-            let task = link::run(shared.clone(), idx, rx, shared.upstream_tls.clone(), background.clone());
+            let task = link::run(
+                shared.clone(),
+                idx,
+                rx,
+                shared.upstream_tls.clone(),
+                background.clone(),
+            );
             tracker.spawn(task);
         }
         let health_app = health::router(shared.hub.clone());
-        let health_opts = ServeOptions { max_connections: 64, grace_period: Duration::from_secs(1), ..Default::default() };
+        let health_opts = ServeOptions {
+            max_connections: 64,
+            grace_period: Duration::from_secs(1),
+            ..Default::default()
+        };
         let health_token = background.clone();
         tracker.spawn(async move {
-            if let Err(e) = net::http::serve(listeners.health, None, health_app, health_opts, health_token).await {
+            if let Err(e) = net::http::serve(
+                listeners.health,
+                None,
+                health_app,
+                health_opts,
+                health_token,
+            )
+            .await
+            {
                 warn!(%e, "health port failed");
             }
         });
@@ -126,9 +163,13 @@ impl CxServer {
             grace_period: grace,
         };
         let handler_shared = shared.clone();
-        let accepted = net::accept::run(listeners.edge, Some(edge_tls), opts, shutdown, move |conn| {
-            edge::serve(conn, handler_shared.clone())
-        })
+        let accepted = net::accept::run(
+            listeners.edge,
+            Some(edge_tls),
+            opts,
+            shutdown,
+            move |conn| edge::serve(conn, handler_shared.clone()),
+        )
         .await;
         info!("edge listener drained; stopping links");
         background.cancel();

@@ -39,7 +39,10 @@ pub(crate) struct TunnelRequest {
 }
 
 fn valid_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_ID && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= MAX_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Is `path` a tunnel endpoint?
@@ -65,22 +68,39 @@ pub(crate) fn classify(req: &Request) -> Option<TunnelRequest> {
         .headers()
         .iter()
         .filter(|(n, _)| COPIED.contains(&n.as_str()))
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+        .filter_map(|(n, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (n.as_str().to_owned(), v.to_owned()))
+        })
         .collect();
     let protocols = req
         .headers()
         .get(http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let path = req.uri().path_and_query().map_or(path, |pq| pq.as_str()).to_owned();
-    Some(TunnelRequest { path, headers, protocols })
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(path, |pq| pq.as_str())
+        .to_owned();
+    Some(TunnelRequest {
+        path,
+        headers,
+        protocols,
+    })
 }
 
 /// The downstream 101 response: selects the first offered subprotocol.
 pub(crate) fn accept_response(t: &TunnelRequest, mut resp: Response) -> Response {
-    let first = t.protocols.as_deref().and_then(|p| p.split(',').next()).map(str::trim);
+    let first = t
+        .protocols
+        .as_deref()
+        .and_then(|p| p.split(',').next())
+        .map(str::trim);
     if let Some(Ok(v)) = first.map(http::HeaderValue::from_str) {
-        resp.headers_mut().insert(http::header::SEC_WEBSOCKET_PROTOCOL, v);
+        resp.headers_mut()
+            .insert(http::header::SEC_WEBSOCKET_PROTOCOL, v);
     }
     resp
 }
@@ -97,7 +117,10 @@ fn tunnel_ws_config() -> WsConfig {
 }
 
 async fn close(ws: &mut WebSocketStream<ServerStream>, code: u16, reason: String) {
-    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
 }
 
@@ -114,10 +137,17 @@ pub(crate) async fn relay(
         return;
     };
     let mut url = shared.config.platform.url.clone();
-    let (path, query) = t.path.split_once('?').map_or((t.path.as_str(), None), |(p, q)| (p, Some(q)));
+    let (path, query) = t
+        .path
+        .split_once('?')
+        .map_or((t.path.as_str(), None), |(p, q)| (p, Some(q)));
     url.set_path(path);
     url.set_query(query);
-    let mut headers: Vec<(&str, &str)> = t.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let mut headers: Vec<(&str, &str)> = t
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     if let Some(p) = &t.protocols {
         headers.push(("Sec-WebSocket-Protocol", p));
     }
@@ -130,10 +160,14 @@ pub(crate) async fn relay(
         Ok(ws) => ws,
         Err(e) => {
             let (code, reason) = match &e {
-                net::NetError::WsRefused { status, .. } if status.as_u16() == 401 || status.as_u16() == 403 => {
+                net::NetError::WsRefused { status, .. }
+                    if status.as_u16() == 401 || status.as_u16() == 403 =>
+                {
                     (1008, format!("platform refused tunnel: {status}"))
                 }
-                net::NetError::WsRefused { status, .. } => (1011, format!("platform refused tunnel: {status}")),
+                net::NetError::WsRefused { status, .. } => {
+                    (1011, format!("platform refused tunnel: {status}"))
+                }
                 _ => (1011, "platform unreachable".to_owned()),
             };
             info!(%e, "tunnel upstream failed");
