@@ -14,7 +14,11 @@ use net::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "tether-ems", version, about = "Tether Edge MicroServer (ThingWorx EMS config.json compatible)")]
+#[command(
+    name = "tether-ems",
+    version,
+    about = "Tether Edge MicroServer (ThingWorx EMS config.json compatible)"
+)]
 struct Cli {
     /// ThingWorx EMS style config.json.
     #[arg(short, long, default_value = "config.json", env = "TETHER_EMS_CONFIG")]
@@ -41,7 +45,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Encrypt { key_file, generate_key }) = cli.command {
+    if let Some(Command::Encrypt {
+        key_file,
+        generate_key,
+    }) = cli.command
+    {
         return match encrypt(&key_file, generate_key) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -59,12 +67,19 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(loaded.config.logger.tracing_directive()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
     }
     if cli.check {
-        println!("{}: ok ({} warning(s))", cli.config.display(), loaded.warnings.len());
+        println!(
+            "{}: ok ({} warning(s))",
+            cli.config.display(),
+            loaded.warnings.len()
+        );
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -108,7 +123,11 @@ async fn serve(config: ems::Config) -> ExitCode {
 
 fn encrypt(key_file: &std::path::Path, generate: bool) -> anyhow::Result<()> {
     let key = if generate {
-        anyhow::ensure!(!key_file.exists(), "{} exists; not overwriting it", key_file.display());
+        anyhow::ensure!(
+            !key_file.exists(),
+            "{} exists; not overwriting it",
+            key_file.display()
+        );
         let key = ems::SecretKey::generate();
         write_private(key_file, &key.to_file_text())?;
         eprintln!("new key written to {}", key_file.display());
@@ -128,7 +147,11 @@ fn encrypt(key_file: &std::path::Path, generate: bool) -> anyhow::Result<()> {
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     Ok(())
 }

@@ -40,10 +40,14 @@ impl Dispatcher {
         let Some(thing) = self.local.things.get(&body.entity_name) else {
             return (Code::NOT_FOUND, None);
         };
-        if body.characteristic == Characteristic::SERVICES && TUNNEL_SERVICES.contains(&body.target.as_str()) {
+        if body.characteristic == Characteristic::SERVICES
+            && TUNNEL_SERVICES.contains(&body.target.as_str())
+        {
             return (
                 Code::NOT_IMPLEMENTED,
-                Some(error_table("tunnels are not available in this tether-ems build")),
+                Some(error_table(
+                    "tunnels are not available in this tether-ems build",
+                )),
             );
         }
         if thing.origin == Origin::Gateway {
@@ -67,11 +71,16 @@ impl Dispatcher {
                     self.subscriptions(body.entity_name.clone());
                     (Code::SUCCESS, None)
                 }
-                name => self.local.service(name, &params_object(body.params.as_ref())),
+                name => self
+                    .local
+                    .service(name, &params_object(body.params.as_ref())),
             },
             (Code::PUT, Characteristic::PROPERTIES) => (
                 Code::FORBIDDEN,
-                Some(error_table(&format!("Property '{}' is read-only", body.target))),
+                Some(error_table(&format!(
+                    "Property '{}' is read-only",
+                    body.target
+                ))),
             ),
             _ => (Code::METHOD_NOT_ALLOWED, None),
         }
@@ -83,8 +92,13 @@ impl Dispatcher {
     fn subscriptions(&self, thing: String) {
         let uplink = self.local.uplink.clone();
         self.local.tracker.spawn(async move {
-            let body = RequestBody::new(EntityType::THING, thing.clone(), Characteristic::SERVICES, "GetPropertySubscriptions")
-                .with_params(InfoTable::content(&serde_json::json!({})));
+            let body = RequestBody::new(
+                EntityType::THING,
+                thing.clone(),
+                Characteristic::SERVICES,
+                "GetPropertySubscriptions",
+            )
+            .with_params(InfoTable::content(&serde_json::json!({})));
             match uplink.request(Code::POST, body, false).await {
                 Ok(out) => tracing::debug!(thing, ?out, "GetPropertySubscriptions"),
                 Err(e) => tracing::warn!(thing, error = %e, "GetPropertySubscriptions failed"),

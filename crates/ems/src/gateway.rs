@@ -47,16 +47,28 @@ impl HttpClients {
 
     fn for_endpoint(&self, ep: &Endpoint) -> &reqwest::Client {
         let loopback = ep.host == "localhost"
-            || ep.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if ep.https && loopback { &self.loopback } else { &self.strict }
+            || ep
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if ep.https && loopback {
+            &self.loopback
+        } else {
+            &self.strict
+        }
     }
 }
 
 /// The resource URL of a request.
 pub fn resource_url(ep: &Endpoint, body: &RequestBody) -> Result<reqwest::Url, String> {
     let scheme = if ep.https { "https" } else { "http" };
-    let host = if ep.host.contains(':') { format!("[{}]", ep.host) } else { ep.host.clone() };
-    let mut url = reqwest::Url::parse(&format!("{scheme}://{host}:{}/", ep.port)).map_err(|e| e.to_string())?;
+    let host = if ep.host.contains(':') {
+        format!("[{}]", ep.host)
+    } else {
+        ep.host.clone()
+    };
+    let mut url = reqwest::Url::parse(&format!("{scheme}://{host}:{}/", ep.port))
+        .map_err(|e| e.to_string())?;
     let entity = body
         .entity_type
         .path_segment()
@@ -66,7 +78,9 @@ pub fn resource_url(ep: &Endpoint, body: &RequestBody) -> Result<reqwest::Url, S
         .path_segment()
         .ok_or_else(|| format!("characteristic {}", body.characteristic.0))?;
     {
-        let mut segs = url.path_segments_mut().map_err(|()| "bad base URL".to_owned())?;
+        let mut segs = url
+            .path_segments_mut()
+            .map_err(|()| "bad base URL".to_owned())?;
         segs.clear();
         for p in ep.path.split('/').filter(|p| !p.is_empty()) {
             segs.push(p);
@@ -157,11 +171,20 @@ pub fn convert_answer(status: u16, body: &[u8], limits: &Limits) -> (Code, Optio
             Ok(t) => (code, Some(t)),
             Err(e) => {
                 tracing::warn!(error = %e, "script resource sent a bad InfoTable");
-                (Code::BAD_GATEWAY, Some(jsonform::error_table(&e.to_string())))
+                (
+                    Code::BAD_GATEWAY,
+                    Some(jsonform::error_table(&e.to_string())),
+                )
             }
         },
         Ok(v) => (code, Some(jsonform::json_result(&v))),
-        Err(_) => (code, Some(jsonform::one("result", Primitive::String(trimmed.to_owned())))),
+        Err(_) => (
+            code,
+            Some(jsonform::one(
+                "result",
+                Primitive::String(trimmed.to_owned()),
+            )),
+        ),
     }
 }
 
@@ -188,7 +211,10 @@ pub fn spawn_keepalive(
                     _ = tokio::time::sleep(every) => {}
                 }
                 let probe = tokio::net::TcpStream::connect((host.as_str(), port));
-                let alive = matches!(tokio::time::timeout(every.min(PROBE_TIMEOUT), probe).await, Ok(Ok(_)));
+                let alive = matches!(
+                    tokio::time::timeout(every.min(PROBE_TIMEOUT), probe).await,
+                    Ok(Ok(_))
+                );
                 if alive != was_alive {
                     if alive {
                         tracing::info!("script resource answers again: binding");
@@ -224,17 +250,36 @@ mod tests {
 
     #[test]
     fn urls_follow_the_lsr_layout() {
-        let b = RequestBody::new(EntityType::THING, "LsrThing", Characteristic::PROPERTIES, "Temperature");
+        let b = RequestBody::new(
+            EntityType::THING,
+            "LsrThing",
+            Characteristic::PROPERTIES,
+            "Temperature",
+        );
         assert_eq!(
-            resource_url(&ep("/scripts/Thingworx"), &b).unwrap().as_str(),
+            resource_url(&ep("/scripts/Thingworx"), &b)
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8001/scripts/Thingworx/Things/LsrThing/Properties/Temperature"
         );
-        let all = RequestBody::new(EntityType::THING, "LsrThing", Characteristic::PROPERTIES, "");
+        let all = RequestBody::new(
+            EntityType::THING,
+            "LsrThing",
+            Characteristic::PROPERTIES,
+            "",
+        );
         assert_eq!(
-            resource_url(&ep("/scripts/Thingworx/"), &all).unwrap().as_str(),
+            resource_url(&ep("/scripts/Thingworx/"), &all)
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8001/scripts/Thingworx/Things/LsrThing/Properties/"
         );
-        let svc = RequestBody::new(EntityType::THING, "My Thing", Characteristic::SERVICES, "Add");
+        let svc = RequestBody::new(
+            EntityType::THING,
+            "My Thing",
+            Characteristic::SERVICES,
+            "Add",
+        );
         assert_eq!(
             resource_url(&ep("/"), &svc).unwrap().as_str(),
             "http://127.0.0.1:8001/Things/My%20Thing/Services/Add"
@@ -246,10 +291,16 @@ mod tests {
         let l = Limits::default();
         let (c, t) = convert_answer(404, b"Property 'NoSuchProp' not found", &l);
         assert_eq!(c, Code::NOT_FOUND);
-        assert_eq!(jsonform::error_text(&t.unwrap()).unwrap(), "Property 'NoSuchProp' not found");
+        assert_eq!(
+            jsonform::error_text(&t.unwrap()).unwrap(),
+            "Property 'NoSuchProp' not found"
+        );
         let (c, t) = convert_answer(200, br#"{"rows":[{"result":5.5}],"dataShape":{"fieldDefinitions":{"result":{"aspects":{"persist":false},"baseType":"NUMBER","name":"result","description":""}}}}"#, &l);
         assert_eq!(c, Code::SUCCESS);
-        assert_eq!(t.unwrap().value("result").and_then(Primitive::as_f64), Some(5.5));
+        assert_eq!(
+            t.unwrap().value("result").and_then(Primitive::as_f64),
+            Some(5.5)
+        );
         let (c, t) = convert_answer(200, br#"{"name":"LsrThing","isSystemObject":false}"#, &l);
         assert_eq!(c, Code::SUCCESS);
         let t = t.unwrap();

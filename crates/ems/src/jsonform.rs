@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 pub fn to_rest_json(table: &InfoTable) -> Value {
     let v = table.to_json();
     let mut out = Map::new();
-    out.insert("rows".into(), v.get("rows").cloned().unwrap_or(Value::Array(Vec::new())));
+    out.insert(
+        "rows".into(),
+        v.get("rows").cloned().unwrap_or(Value::Array(Vec::new())),
+    );
     let shape = v
         .get("dataShape")
         .or_else(|| v.get("datashape"))
@@ -91,7 +94,12 @@ mod tests {
     fn rows_come_first_with_lowercase_datashape() {
         let t = one("isConnected", Primitive::Boolean(true));
         let text = to_rest_json(&t).to_string();
-        assert!(text.starts_with(r#"{"rows":[{"isConnected":true}],"datashape":{"fieldDefinitions":{"isConnected":"#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"rows":[{"isConnected":true}],"datashape":{"fieldDefinitions":{"isConnected":"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -52,8 +52,17 @@ impl LocalEms {
     /// `isConnected` (or all properties for an empty name).
     pub fn property(&self, name: &str) -> Answer {
         match name {
-            "isConnected" | "" => (Code::SUCCESS, Some(one("isConnected", Primitive::Boolean(self.uplink.is_connected())))),
-            other => (Code::NOT_FOUND, Some(error_table(&format!("Property '{other}' not found")))),
+            "isConnected" | "" => (
+                Code::SUCCESS,
+                Some(one(
+                    "isConnected",
+                    Primitive::Boolean(self.uplink.is_connected()),
+                )),
+            ),
+            other => (
+                Code::NOT_FOUND,
+                Some(error_table(&format!("Property '{other}' not found"))),
+            ),
         }
     }
 
@@ -63,7 +72,10 @@ impl LocalEms {
             "AddEdgeThing" => self.add_edge_thing(params),
             "RemoveEdgeThing" => match str_param(params, "name") {
                 Some(n) if self.things.remove(n) => (Code::SUCCESS, None),
-                Some(n) => (Code::NOT_FOUND, Some(error_table(&format!("Thing '{n}' is not registered")))),
+                Some(n) => (
+                    Code::NOT_FOUND,
+                    Some(error_table(&format!("Thing '{n}' is not registered"))),
+                ),
                 None => bad("parameter 'name' is required"),
             },
             "HasEdgeThing" => match str_param(params, "name") {
@@ -81,19 +93,28 @@ impl LocalEms {
                 ]);
                 for n in self.things.all_names() {
                     let b = bound.contains(&n);
-                    t.rows.push(vec![Primitive::String(n), Primitive::Boolean(b)]);
+                    t.rows
+                        .push(vec![Primitive::String(n), Primitive::Boolean(b)]);
                 }
                 (Code::SUCCESS, Some(t))
             }
             "GetMicroserverVersion" => (
                 Code::SUCCESS,
-                Some(one("result", Primitive::String(format!("tether-ems {}", env!("CARGO_PKG_VERSION"))))),
+                Some(one(
+                    "result",
+                    Primitive::String(format!("tether-ems {}", env!("CARGO_PKG_VERSION"))),
+                )),
             ),
             n if NOT_IMPLEMENTED.contains(&n) => (
                 Code::NOT_IMPLEMENTED,
-                Some(error_table(&format!("Service '{n}' is not implemented by tether-ems"))),
+                Some(error_table(&format!(
+                    "Service '{n}' is not implemented by tether-ems"
+                ))),
             ),
-            other => (Code::NOT_FOUND, Some(error_table(&format!("Service '{other}' not found")))),
+            other => (
+                Code::NOT_FOUND,
+                Some(error_table(&format!("Service '{other}' not found"))),
+            ),
         }
     }
 
@@ -105,10 +126,14 @@ impl LocalEms {
             "0.0.0.0" => "127.0.0.1",
             h => h,
         };
-        let Some(port) = num_param(p, "port", u64::from(defaults::BIND_PORT)).filter(|n| (1..=65535).contains(n)) else {
+        let Some(port) = num_param(p, "port", u64::from(defaults::BIND_PORT))
+            .filter(|n| (1..=65535).contains(n))
+        else {
             return bad("parameter 'port' must be 1-65535");
         };
-        let proto = str_param(p, "proto").or_else(|| str_param(p, "protocol")).unwrap_or("http");
+        let proto = str_param(p, "proto")
+            .or_else(|| str_param(p, "protocol"))
+            .unwrap_or("http");
         let https = match proto.to_ascii_lowercase().as_str() {
             "http" => false,
             "https" => true,
@@ -118,16 +143,20 @@ impl LocalEms {
         if !path.starts_with('/') {
             return bad("parameter 'path' must start with '/'");
         }
-        let Some(timeout) = num_param(p, "timeout", defaults::BIND_TIMEOUT_MS).filter(|t| *t >= 10) else {
+        let Some(timeout) = num_param(p, "timeout", defaults::BIND_TIMEOUT_MS).filter(|t| *t >= 10)
+        else {
             return bad("parameter 'timeout' must be a number of ms ≥ 10");
         };
         let Some(keepalive) = num_param(p, "keepalive", 0) else {
             return bad("parameter 'keepalive' must be a number of ms");
         };
         let keepalive = (keepalive > 0).then(|| Duration::from_millis(keepalive.max(100)));
-        let basic_auth = str_param(p, "user")
-            .filter(|u| !u.is_empty())
-            .map(|u| (u.to_owned(), Secret::new(str_param(p, "password").unwrap_or(""))));
+        let basic_auth = str_param(p, "user").filter(|u| !u.is_empty()).map(|u| {
+            (
+                u.to_owned(),
+                Secret::new(str_param(p, "password").unwrap_or("")),
+            )
+        });
         let ep = Endpoint {
             https,
             host: host.to_owned(),
@@ -137,7 +166,10 @@ impl LocalEms {
             basic_auth,
         };
         if p.get("persist").and_then(Value::as_bool) == Some(true) {
-            tracing::warn!(thing = name, "AddEdgeThing persist=true is not supported: registration lasts until restart");
+            tracing::warn!(
+                thing = name,
+                "AddEdgeThing persist=true is not supported: registration lasts until restart"
+            );
         }
         match self.things.register(name, ep.clone()) {
             Ok(generation) => {
@@ -202,7 +234,11 @@ fn str_param<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
 fn num_param(p: &Value, key: &str, default: u64) -> Option<u64> {
     match p.get(key) {
         None | Some(Value::Null) => Some(default),
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64)),
+        Some(Value::Number(n)) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        }),
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(_) => None,
     }

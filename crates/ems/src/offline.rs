@@ -141,7 +141,11 @@ impl OfflineStore {
                     });
                 }
                 if let Some(d) = damage {
-                    warning = Some(format!("{}: {d}; kept {} message(s)", path.display(), store.queue.len()));
+                    warning = Some(format!(
+                        "{}: {d}; kept {} message(s)",
+                        path.display(),
+                        store.queue.len()
+                    ));
                     needs_rewrite = true;
                 }
             }
@@ -151,7 +155,10 @@ impl OfflineStore {
         if needs_rewrite {
             rewrite(dir, &path, store.queue.iter().map(|s| &s.bytes[..]))?;
         }
-        let file = OpenOptions::new().append(true).open(&path).map_err(io(&path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
         store.file = Some(Backing {
             dir: dir.to_path_buf(),
             path,
@@ -224,7 +231,8 @@ impl OfflineStore {
                 self.acked_since_compact += 1;
             }
         }
-        if self.acked_since_compact > 0 && (self.queue.is_empty() || self.acked_since_compact >= 64) {
+        if self.acked_since_compact > 0 && (self.queue.is_empty() || self.acked_since_compact >= 64)
+        {
             self.compact()?;
         }
         Ok(())
@@ -260,7 +268,10 @@ fn parse_file(data: &[u8]) -> (Vec<Vec<u8>>, Option<String>) {
         if data.is_empty() {
             return (out, None);
         }
-        return (out, Some("not a Tether offline store file (bad magic)".into()));
+        return (
+            out,
+            Some("not a Tether offline store file (bad magic)".into()),
+        );
     };
     while !rest.is_empty() {
         if rest.len() < RECORD_HEADER as usize {
@@ -284,7 +295,11 @@ fn parse_file(data: &[u8]) -> (Vec<Vec<u8>>, Option<String>) {
 
 /// Writes `magic + records` to a temporary file, fsyncs it, renames it over
 /// `path` and fsyncs the directory.
-fn rewrite<'a>(dir: &Path, path: &Path, payloads: impl Iterator<Item = &'a [u8]>) -> Result<(), StoreError> {
+fn rewrite<'a>(
+    dir: &Path,
+    path: &Path,
+    payloads: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), StoreError> {
     let tmp = path.with_extension("bin.tmp");
     let io = |p: &Path| {
         let p = p.to_path_buf();
@@ -297,7 +312,9 @@ fn rewrite<'a>(dir: &Path, path: &Path, payloads: impl Iterator<Item = &'a [u8]>
         data.extend_from_slice(p);
     }
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&data).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
+    f.write_all(&data)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io(path))?;
     // Make the rename itself durable; not possible on every platform.
@@ -322,7 +339,10 @@ mod tests {
         let (mut s, w) = OfflineStore::open(dir.path(), 1000).unwrap();
         assert!(w.is_none());
         let got: Vec<_> = s.pending().into_iter().map(|r| r.bytes).collect();
-        assert_eq!(got, vec![Bytes::from_static(b"first"), Bytes::from_static(b"second")]);
+        assert_eq!(
+            got,
+            vec![Bytes::from_static(b"first"), Bytes::from_static(b"second")]
+        );
         s.ack(a).unwrap();
         let first = s.pending()[0].seq;
         s.ack(first).unwrap();
@@ -339,7 +359,17 @@ mod tests {
         let mut s = OfflineStore::memory(30);
         s.push(Bytes::from(vec![0u8; 12])).unwrap();
         let err = s.push(Bytes::from(vec![0u8; 12])).unwrap_err();
-        assert!(matches!(err, StoreError::Full { needed: 20, free: 10, max: 30 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::Full {
+                    needed: 20,
+                    free: 10,
+                    max: 30
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(s.len(), 1);
         assert!(matches!(
             OfflineStore::disabled().push(Bytes::new()),

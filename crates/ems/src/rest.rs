@@ -63,16 +63,24 @@ async fn basic_auth(State(st): State<Arc<RestState>>, req: Request, next: Next) 
         return next.run(req).await;
     }
     let mut resp = text(StatusCode::UNAUTHORIZED, "authentication required");
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tether-ems\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"tether-ems\""),
+    );
     resp
 }
 
 fn authorized(auth: &BasicAuth, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
         return false;
     };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
@@ -100,9 +108,20 @@ async fn three(
     handle(&st, method, &etype, &name, &chr, &target, body).await
 }
 
-async fn handle(st: &RestState, method: Method, etype: &str, name: &str, chr: &str, target: &str, body: Bytes) -> Response {
+async fn handle(
+    st: &RestState,
+    method: Method,
+    etype: &str,
+    name: &str,
+    chr: &str,
+    target: &str,
+    body: Bytes,
+) -> Response {
     let Some(characteristic) = Characteristic::from_path_segment(chr) else {
-        return text(StatusCode::NOT_FOUND, &format!("unknown characteristic {chr:?}"));
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("unknown characteristic {chr:?}"),
+        );
     };
     let json = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -117,25 +136,34 @@ async fn handle(st: &RestState, method: Method, etype: &str, name: &str, chr: &s
         return local(st, &method, characteristic, target, json.as_ref());
     }
     let Some(entity_type) = EntityType::from_path_segment(etype) else {
-        return text(StatusCode::NOT_FOUND, &format!("unknown entity type {etype:?}"));
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("unknown entity type {etype:?}"),
+        );
     };
     let code = match method {
         Method::GET => Code::GET,
         Method::PUT => Code::PUT,
         Method::POST => Code::POST,
         Method::DELETE => Code::DELETE,
-        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "use GET, PUT, POST or DELETE"),
+        _ => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET, PUT, POST or DELETE",
+            );
+        }
     };
     let mut req = RequestBody::new(entity_type, name, characteristic, target);
     if let Some(v) = &json {
-        let params = if target == "UpdateSubscribedPropertyValues" && crate::jsonform::is_infotable(v) {
-            match InfoTable::from_json(v, &st.limits) {
-                Ok(t) => t,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad InfoTable: {e}")),
-            }
-        } else {
-            InfoTable::content(v)
-        };
+        let params =
+            if target == "UpdateSubscribedPropertyValues" && crate::jsonform::is_infotable(v) {
+                match InfoTable::from_json(v, &st.limits) {
+                    Ok(t) => t,
+                    Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad InfoTable: {e}")),
+                }
+            } else {
+                InfoTable::content(v)
+            };
         req = req.with_params(params);
     }
     let storable = code != Code::GET;
@@ -153,14 +181,18 @@ async fn handle(st: &RestState, method: Method, etype: &str, name: &str, chr: &s
             }
         }
         Ok(Outcome::Stored) => {
-            let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response();
-            resp.headers_mut().insert("x-tether-offline", HeaderValue::from_static("stored"));
+            let mut resp =
+                (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response();
+            resp.headers_mut()
+                .insert("x-tether-offline", HeaderValue::from_static("stored"));
             resp
         }
         Err(e) => {
             let status = match e {
                 UplinkError::StoreFull(_) => StatusCode::INSUFFICIENT_STORAGE,
-                UplinkError::NotConnected | UplinkError::Busy | UplinkError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                UplinkError::NotConnected | UplinkError::Busy | UplinkError::ShuttingDown => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 UplinkError::Timeout | UplinkError::ConnectionLost => StatusCode::GATEWAY_TIMEOUT,
                 UplinkError::Encode(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -170,14 +202,25 @@ async fn handle(st: &RestState, method: Method, etype: &str, name: &str, chr: &s
     }
 }
 
-fn local(st: &RestState, method: &Method, chr: Characteristic, target: &str, json: Option<&Value>) -> Response {
+fn local(
+    st: &RestState,
+    method: &Method,
+    chr: Characteristic,
+    target: &str,
+    json: Option<&Value>,
+) -> Response {
     let answer: Answer = match (method, chr) {
         (&Method::GET, Characteristic::PROPERTIES) => st.local.property(target),
         (&Method::POST, Characteristic::SERVICES) => {
             let empty = Value::Object(serde_json::Map::new());
             st.local.service(target, json.unwrap_or(&empty))
         }
-        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "LocalEms: GET Properties or POST Services"),
+        _ => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "LocalEms: GET Properties or POST Services",
+            );
+        }
     };
     let (code, content) = answer;
     if code.is_success() {
@@ -197,7 +240,12 @@ fn success(is_put: bool, content: Option<&InfoTable>) -> Response {
 }
 
 fn json_response(v: Value) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn status_of(code: Code) -> StatusCode {
@@ -205,5 +253,10 @@ fn status_of(code: Code) -> StatusCode {
 }
 
 fn text(status: StatusCode, msg: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain")], msg.to_owned()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain")],
+        msg.to_owned(),
+    )
+        .into_response()
 }

@@ -52,13 +52,20 @@ pub async fn bind_http(cfg: &HttpServerConfig) -> Result<TcpListener, ConfigErro
             Err(e) => last = format!("{addr}: {e}"),
         }
     }
-    Err(ConfigError::new("http_server.port", format!("cannot listen: {last}")))
+    Err(ConfigError::new(
+        "http_server.port",
+        format!("cannot listen: {last}"),
+    ))
 }
 
 /// Runs the EMS until `shutdown` is cancelled: the AlwaysOn uplink, the local REST
 /// server on `http_listener` (already bound, so tests use 127.0.0.1:0) and the
 /// keep-alive probes. On shutdown every bound thing is UNBOUND before the socket closes.
-pub async fn run(config: Config, http_listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let config = Arc::new(config);
     let tls = uplink::client_tls(&config.certificates)?;
     let store = open_store(&config).await?;
@@ -106,13 +113,13 @@ pub async fn run(config: Config, http_listener: TcpListener, shutdown: Cancellat
                 .map_err(|e| ConfigError::new("http_server.certificate", e.to_string()))?,
         ),
         Some(HttpTls::SelfSigned) => {
-            let cert = SelfSigned::generate(&["localhost", "127.0.0.1"])
-                .map_err(|e| ConfigError::new("http_server.use_default_certificate", e.to_string()))?;
+            let cert = SelfSigned::generate(&["localhost", "127.0.0.1"]).map_err(|e| {
+                ConfigError::new("http_server.use_default_certificate", e.to_string())
+            })?;
             tracing::info!(fingerprint = %cert.fingerprint(), "local REST uses a generated self-signed certificate");
-            Some(
-                cert.server_config(&[ALPN_HTTP1])
-                    .map_err(|e| ConfigError::new("http_server.use_default_certificate", e.to_string()))?,
-            )
+            Some(cert.server_config(&[ALPN_HTTP1]).map_err(|e| {
+                ConfigError::new("http_server.use_default_certificate", e.to_string())
+            })?)
         }
     };
     let state = Arc::new(RestState {
@@ -130,7 +137,13 @@ pub async fn run(config: Config, http_listener: TcpListener, shutdown: Cancellat
     if let Ok(addr) = http_listener.local_addr() {
         tracing::info!(%addr, tls = rest_tls.is_some(), "local REST listening");
     }
-    let rest = tokio::spawn(net::http::serve(http_listener, rest_tls, app, opts, shutdown.clone()));
+    let rest = tokio::spawn(net::http::serve(
+        http_listener,
+        rest_tls,
+        app,
+        opts,
+        shutdown.clone(),
+    ));
 
     let uplink_result = actor.run().await;
     if uplink_result.is_err() {
@@ -155,7 +168,10 @@ async fn open_store(config: &Config) -> Result<Arc<Mutex<OfflineStore>>, RunErro
     let store = match (&c.directory, c.enabled) {
         (_, false) => OfflineStore::disabled(),
         (None, true) => {
-            tracing::info!(max_size = c.max_size, "offline store in memory (no offline_msg_store.directory)");
+            tracing::info!(
+                max_size = c.max_size,
+                "offline store in memory (no offline_msg_store.directory)"
+            );
             OfflineStore::memory(c.max_size)
         }
         (Some(dir), true) => {

@@ -21,7 +21,10 @@ fn every_shipped_sample_parses() {
         assert!(!loaded.config.servers.is_empty());
         found += 1;
     }
-    assert!(found >= 2, "expected the minimal and full samples, found {found}");
+    assert!(
+        found >= 2,
+        "expected the minimal and full samples, found {found}"
+    );
 }
 
 /// ThingWorx's own `config.json.complete` (EMS 5.4) loads as is, with warnings for
@@ -57,9 +60,23 @@ fn thingworx_complete_sample_loads_without_proxy() {
     assert_eq!(c.servers[0].port, 80);
     assert_eq!(c.auto_bind[0].name, "EdgeThing001");
     assert_eq!(c.file.virtual_dirs[0].1, PathBuf::from(r"c:\some\dir"));
-    assert!(loaded.warnings.iter().any(|w| w.starts_with("ws_connection.verbose")));
-    assert!(loaded.warnings.iter().any(|w| w.starts_with("certificates.validation_criteria")));
-    let with_proxy = text.replacen(r#""tunnel":"#, r#""proxy": {"host": "localhost", "port": 3128}, "tunnel":"#, 1);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("ws_connection.verbose"))
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("certificates.validation_criteria"))
+    );
+    let with_proxy = text.replacen(
+        r#""tunnel":"#,
+        r#""proxy": {"host": "localhost", "port": 3128}, "tunnel":"#,
+        1,
+    );
     let err = ems::config::parse(&with_proxy, std::path::Path::new("/etc")).unwrap_err();
     assert_eq!(err.key, "proxy.host");
 }

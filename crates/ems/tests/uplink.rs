@@ -1,12 +1,17 @@
 //! The AlwaysOn client against a fake platform on a real loopback websocket.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use alwayson::{Body, Characteristic, Code, EntityType, InfoTable, Message, RequestBody};
 use common::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// run1 capture: upgrade headers, AUTH bytes, the BIND gateway form, ping payload.
@@ -25,21 +30,37 @@ async fn auth_bind_and_ping_match_the_real_ems() {
             _ => None,
         })
         .await;
-    let h = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    assert_eq!(h("appKey").as_deref(), Some("d0b0c0a0-1111-2222-3333-444455556666"));
+    let h = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        h("appKey").as_deref(),
+        Some("d0b0c0a0-1111-2222-3333-444455556666")
+    );
     assert_eq!(h("User-Agent").as_deref(), Some("ThingWorx C SDK"));
     assert_eq!(h("Max-Frame-Size").as_deref(), Some("8192"));
-    assert_eq!(h("Sec-WebSocket-Extensions"), None, "no compression offered (§12.12)");
+    assert_eq!(
+        h("Sec-WebSocket-Extensions"),
+        None,
+        "no compression offered (§12.12)"
+    );
 
     // AUTH: the capture's bytes with our request id.
     let (_, raw, auth) = fake.expect_msg("AUTH", Code::AUTH).await;
-    let mut want = hex("01140000000300000000ffffffff0001066170704b65792464306230633061302d313131312d323232322d333333332d343434343535353536363636");
+    let mut want = hex(
+        "01140000000300000000ffffffff0001066170704b65792464306230633061302d313131312d323232322d333333332d343434343535353536363636",
+    );
     want[2..6].copy_from_slice(&auth.header.request_id.to_be_bytes());
     assert_eq!(raw, want);
 
     // BIND: byte-exact with the capture (gateway EmsGateway/EMSGateway, both names).
     let (_, raw, bind) = fake.expect_msg("BIND", Code::BIND).await;
-    let mut want = hex("010a000000040000000000c0ffee00010a456d73476174657761790a454d534761746577617900020a456d73476174657761790a506c61696e5468696e67");
+    let mut want = hex(
+        "010a000000040000000000c0ffee00010a456d73476174657761790a454d534761746577617900020a456d73476174657761790a506c61696e5468696e67",
+    );
     want[2..6].copy_from_slice(&bind.header.request_id.to_be_bytes());
     assert_eq!(raw, want);
     assert!(bind.header.request_id > auth.header.request_id);
@@ -55,7 +76,10 @@ async fn auth_bind_and_ping_match_the_real_ems() {
         let text = String::from_utf8(payload).unwrap();
         let b = text.as_bytes();
         assert!(
-            text.len() == 8 && b[2] == b':' && b[5] == b':' && text.chars().filter(char::is_ascii_digit).count() == 6,
+            text.len() == 8
+                && b[2] == b':'
+                && b[5] == b':'
+                && text.chars().filter(char::is_ascii_digit).count() == 6,
             "ping payload {text:?}"
         );
     }
@@ -65,22 +89,35 @@ async fn auth_bind_and_ping_match_the_real_ems() {
     let (_, _, unbind) = fake.expect_msg("UNBIND", Code::UNBIND).await;
     let (gw, names) = bind_names(&unbind);
     assert_eq!(gw, Some(("EmsGateway".into(), "EMSGateway".into())));
-    assert_eq!(names, vec!["EmsGateway".to_string(), "PlainThing".to_string()]);
-    tokio::time::timeout(WAIT, ems.join).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        names,
+        vec!["EmsGateway".to_string(), "PlainThing".to_string()]
+    );
+    tokio::time::timeout(WAIT, ems.join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 /// §12.11: the server drops the socket; the EMS reconnects, AUTHs and re-BINDs all.
 #[tokio::test]
 async fn reconnects_and_rebinds_after_the_server_drops() {
     let mut fake = Fake::start(Mode::Up).await;
-    let cfg = config_json(fake.addr, r#""auto_bind": [{"name": "Gw", "gateway": true}, {"name": "A", "port": 1}]"#);
+    let cfg = config_json(
+        fake.addr,
+        r#""auto_bind": [{"name": "Gw", "gateway": true}, {"name": "A", "port": 1}]"#,
+    );
     let ems = Ems::start(&cfg).await;
     let (conn, _, first_auth) = fake.expect_msg("AUTH", Code::AUTH).await;
     fake.expect_msg("BIND", Code::BIND).await;
     fake.drop_conn(conn);
     let (conn2, _, second_auth) = fake.expect_msg("second AUTH", Code::AUTH).await;
     assert_ne!(conn, conn2);
-    assert!(second_auth.header.request_id > first_auth.header.request_id, "ids are a global counter");
+    assert!(
+        second_auth.header.request_id > first_auth.header.request_id,
+        "ids are a global counter"
+    );
     let (_, _, bind) = fake.expect_msg("re-BIND", Code::BIND).await;
     assert_eq!(bind_names(&bind).1, vec!["Gw".to_string(), "A".to_string()]);
     ems.stop().await;
@@ -90,7 +127,10 @@ async fn reconnects_and_rebinds_after_the_server_drops() {
 #[tokio::test]
 async fn missing_pong_triggers_a_reconnect() {
     let mut fake = Fake::start(Mode::StallAfterBind).await;
-    let cfg = config_json(fake.addr, r#""auto_bind": [{"name": "Gw", "gateway": true}]"#);
+    let cfg = config_json(
+        fake.addr,
+        r#""auto_bind": [{"name": "Gw", "gateway": true}]"#,
+    );
     let ems = Ems::start(&cfg).await;
     let (c1, _, _) = fake.expect_msg("AUTH", Code::AUTH).await;
     fake.set_mode(Mode::Up);
@@ -122,17 +162,31 @@ async fn offline_store_survives_restart_and_flushes_in_order() {
 
     let ems = Ems::start(&cfg).await;
     for v in [1.0, 2.0] {
-        let r = http.post(ems.url(url_path)).body(push(v)).send().await.unwrap();
+        let r = http
+            .post(ems.url(url_path))
+            .body(push(v))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-tether-offline"], "stored");
     }
     // A read cannot be stored.
-    let r = http.get(ems.url("/Thingworx/Things/LsrThing/Properties/Temperature")).send().await.unwrap();
+    let r = http
+        .get(ems.url("/Thingworx/Things/LsrThing/Properties/Temperature"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     // Fill the store: 700 bytes hold a few ~170-byte pushes, then 507 with a message.
     let mut refused = None;
     for v in 3..10 {
-        let r = http.post(ems.url(url_path)).body(push(f64::from(v))).send().await.unwrap();
+        let r = http
+            .post(ems.url(url_path))
+            .body(push(f64::from(v)))
+            .send()
+            .await
+            .unwrap();
         if r.status() != 200 {
             refused = Some((r.status(), r.text().await.unwrap()));
             break;
@@ -152,7 +206,10 @@ async fn offline_store_survives_restart_and_flushes_in_order() {
     while values.len() < 2 {
         let (_, _, m) = fake.expect_msg("stored push", Code::POST).await;
         assert_eq!(m.header.session_id, SESSION, "new session id patched in");
-        assert!(m.header.request_id > last_id, "fresh, increasing request ids");
+        assert!(
+            m.header.request_id > last_id,
+            "fresh, increasing request ids"
+        );
         last_id = m.header.request_id;
         let Body::Request(b) = &m.body else { panic!() };
         assert_eq!(b.target, "UpdateSubscribedPropertyValues");
@@ -173,14 +230,22 @@ async fn offline_store_survives_restart_and_flushes_in_order() {
 #[tokio::test]
 async fn duty_cycle_unbinds_before_going_off() {
     let mut fake = Fake::start(Mode::Up).await;
-    let cfg = config_json(fake.addr, r#""auto_bind": [{"name": "Gw", "gateway": true}]"#)
-        .replace(r#""ping_rate": 300"#, r#""ping_rate": 300, "duty_cycle": 50, "connect_period": 600"#);
+    let cfg = config_json(
+        fake.addr,
+        r#""auto_bind": [{"name": "Gw", "gateway": true}]"#,
+    )
+    .replace(
+        r#""ping_rate": 300"#,
+        r#""ping_rate": 300, "duty_cycle": 50, "connect_period": 600"#,
+    );
     let ems = Ems::start(&cfg).await;
     let (c1, _, _) = fake.expect_msg("BIND", Code::BIND).await;
     let (c, _, unbind) = fake.expect_msg("UNBIND at off time", Code::UNBIND).await;
     assert_eq!(c, c1);
     assert_eq!(bind_names(&unbind).1, vec!["Gw".to_string()]);
-    let (c2, _, _) = fake.expect_msg("BIND in the next on time", Code::BIND).await;
+    let (c2, _, _) = fake
+        .expect_msg("BIND in the next on time", Code::BIND)
+        .await;
     assert_ne!(c1, c2);
     ems.stop().await;
 }
@@ -190,34 +255,66 @@ async fn duty_cycle_unbinds_before_going_off() {
 #[tokio::test]
 async fn platform_requests_to_the_ems_itself() {
     let mut fake = Fake::start(Mode::Up).await;
-    let cfg = config_json(fake.addr, r#""auto_bind": [{"name": "EmsGateway", "gateway": true}]"#);
+    let cfg = config_json(
+        fake.addr,
+        r#""auto_bind": [{"name": "EmsGateway", "gateway": true}]"#,
+    );
     let ems = Ems::start(&cfg).await;
     let (conn, _, _) = fake.expect_msg("BIND", Code::BIND).await;
-    let hdr = |id| alwayson::Header { code: Code::POST, request_id: id, endpoint_id: 7, session_id: SESSION };
+    let hdr = |id| alwayson::Header {
+        code: Code::POST,
+        request_id: id,
+        endpoint_id: 7,
+        session_id: SESSION,
+    };
     let req = |id, thing: &str, svc: &str| Message {
         header: hdr(id),
-        body: Body::Request(RequestBody::new(EntityType::THING, thing, Characteristic::SERVICES, svc)),
+        body: Body::Request(RequestBody::new(
+            EntityType::THING,
+            thing,
+            Characteristic::SERVICES,
+            svc,
+        )),
     };
     fake.send(conn, req(1001, "EmsGateway", "NotifyPropertyUpdate"));
     let r = fake.expect_response(1001).await;
     assert_eq!(r.header.code, Code::SUCCESS);
     assert_eq!(r.header.endpoint_id, 7, "endpoint id echoed");
-    let (_, _, gps) = fake.expect_msg("GetPropertySubscriptions", Code::POST).await;
-    let Body::Request(b) = &gps.body else { panic!() };
-    assert_eq!((b.entity_name.as_str(), b.target.as_str()), ("EmsGateway", "GetPropertySubscriptions"));
-    assert_eq!(b.params.as_ref().unwrap().content_json(), Some(serde_json::json!({})));
+    let (_, _, gps) = fake
+        .expect_msg("GetPropertySubscriptions", Code::POST)
+        .await;
+    let Body::Request(b) = &gps.body else {
+        panic!()
+    };
+    assert_eq!(
+        (b.entity_name.as_str(), b.target.as_str()),
+        ("EmsGateway", "GetPropertySubscriptions")
+    );
+    assert_eq!(
+        b.params.as_ref().unwrap().content_json(),
+        Some(serde_json::json!({}))
+    );
 
     fake.send(conn, req(1002, "Nobody", "GetMetadata"));
-    assert_eq!(fake.expect_response(1002).await.header.code, Code::NOT_FOUND);
+    assert_eq!(
+        fake.expect_response(1002).await.header.code,
+        Code::NOT_FOUND
+    );
 
     fake.send(conn, req(1003, "EmsGateway", "GetMetadata"));
     let r = fake.expect_response(1003).await;
-    let Body::Response(body) = &r.body else { panic!() };
+    let Body::Response(body) = &r.body else {
+        panic!()
+    };
     let t: &InfoTable = body.content.as_ref().unwrap();
-    let meta: serde_json::Value = serde_json::from_str(t.value("result").unwrap().as_str().unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(t.value("result").unwrap().as_str().unwrap()).unwrap();
     assert_eq!(meta["name"], "EmsGateway");
 
     fake.send(conn, req(1004, "EmsGateway", "StartTunnel"));
-    assert_eq!(fake.expect_response(1004).await.header.code, Code::NOT_IMPLEMENTED);
+    assert_eq!(
+        fake.expect_response(1004).await.header.code,
+        Code::NOT_IMPLEMENTED
+    );
     ems.stop().await;
 }

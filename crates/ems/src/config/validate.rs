@@ -21,8 +21,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, ConfigError> {
     if !value.is_object() {
         return Err(ConfigError::new("<file>", "must be a JSON object"));
     }
-    let raw: RawConfig = serde_json::from_value(value)
-        .map_err(|e| ConfigError::new("<file>", e.to_string()))?;
+    let raw: RawConfig =
+        serde_json::from_value(value).map_err(|e| ConfigError::new("<file>", e.to_string()))?;
     let mut ctx = Ctx {
         base: base.to_path_buf(),
         warnings: Vec::new(),
@@ -104,7 +104,10 @@ impl Ctx {
             .as_array()
             .ok_or_else(|| ConfigError::new("ws_servers", "must be a list of {host, port}"))?;
         if items.is_empty() {
-            return Err(ConfigError::new("ws_servers", "must name at least one server"));
+            return Err(ConfigError::new(
+                "ws_servers",
+                "must name at least one server",
+            ));
         }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -140,7 +143,10 @@ impl Ctx {
             ("buffer_size", &raw.buffer_size),
         ] {
             if v.is_some() {
-                self.ignored(&format!("logger.{key}"), "logs go to stderr through tracing");
+                self.ignored(
+                    &format!("logger.{key}"),
+                    "logs go to stderr through tracing",
+                );
             }
         }
         Ok(LoggerConfig { level })
@@ -205,7 +211,10 @@ impl Ctx {
                     ConfigError::new("http_server.user", "is required when authenticate is true")
                 })?;
             let password = opt_string(&raw.password, "http_server.password")?.ok_or_else(|| {
-                ConfigError::new("http_server.password", "is required when authenticate is true")
+                ConfigError::new(
+                    "http_server.password",
+                    "is required when authenticate is true",
+                )
             })?;
             Some(BasicAuth {
                 user,
@@ -313,24 +322,63 @@ impl Ctx {
         };
         for (name, v, why) in [
             ("verbose", &raw.verbose, "use RUST_LOG=trace"),
-            ("binary_mode", &raw.binary_mode, "messages are always binary"),
-            ("compression", &raw.compression, "permessage-deflate is not offered"),
-            ("connect_on_demand", &raw.connect_on_demand, "not supported: requests made during the off time are stored offline"),
-            ("socket_read_timeout", &raw.socket_read_timeout, "not needed by the async runtime"),
-            ("frame_read_timeout", &raw.frame_read_timeout, "not needed by the async runtime"),
-            ("ssl_read_timeout", &raw.ssl_read_timeout, "not needed by the async runtime"),
+            (
+                "binary_mode",
+                &raw.binary_mode,
+                "messages are always binary",
+            ),
+            (
+                "compression",
+                &raw.compression,
+                "permessage-deflate is not offered",
+            ),
+            (
+                "connect_on_demand",
+                &raw.connect_on_demand,
+                "not supported: requests made during the off time are stored offline",
+            ),
+            (
+                "socket_read_timeout",
+                &raw.socket_read_timeout,
+                "not needed by the async runtime",
+            ),
+            (
+                "frame_read_timeout",
+                &raw.frame_read_timeout,
+                "not needed by the async runtime",
+            ),
+            (
+                "ssl_read_timeout",
+                &raw.ssl_read_timeout,
+                "not needed by the async runtime",
+            ),
         ] {
             if v.is_some() {
                 self.ignored(&k(name), why);
             }
         }
         if !boolean(&raw.binary_mode, &k("binary_mode"), true)? {
-            return Err(ConfigError::new(k("binary_mode"), "text mode is not supported"));
+            return Err(ConfigError::new(
+                k("binary_mode"),
+                "text mode is not supported",
+            ));
         }
         Ok(ConnectionConfig {
             tls,
-            msg_timeout: millis(&raw.msg_timeout, &k("msg_timeout"), defaults::MSG_TIMEOUT_MS, 100, 3_600_000)?,
-            ping_rate: millis(&raw.ping_rate, &k("ping_rate"), defaults::PING_RATE_MS, 100, 3_600_000)?,
+            msg_timeout: millis(
+                &raw.msg_timeout,
+                &k("msg_timeout"),
+                defaults::MSG_TIMEOUT_MS,
+                100,
+                3_600_000,
+            )?,
+            ping_rate: millis(
+                &raw.ping_rate,
+                &k("ping_rate"),
+                defaults::PING_RATE_MS,
+                100,
+                3_600_000,
+            )?,
             pingpong_timeout: millis(
                 &raw.pingpong_timeout,
                 &k("pingpong_timeout"),
@@ -355,8 +403,13 @@ impl Ctx {
                 256,
                 16 * 1024 * 1024,
             )? as usize,
-            max_messages: number(&raw.max_messages, &k("max_messages"), defaults::MAX_MESSAGES as u64, 1, 100_000)?
-                as usize,
+            max_messages: number(
+                &raw.max_messages,
+                &k("max_messages"),
+                defaults::MAX_MESSAGES as u64,
+                1,
+                100_000,
+            )? as usize,
             connect_timeout: millis(
                 &raw.connect_timeout,
                 &k("connect_timeout"),
@@ -371,8 +424,13 @@ impl Ctx {
                 10,
                 3_600_000,
             )?,
-            max_threads: number(&raw.max_threads, &k("max_threads"), defaults::MAX_THREADS as u64, 1, 50)?
-                as usize,
+            max_threads: number(
+                &raw.max_threads,
+                &k("max_threads"),
+                defaults::MAX_THREADS as u64,
+                1,
+                50,
+            )? as usize,
             max_connect_delay: millis(
                 &raw.max_connect_delay,
                 &k("max_connect_delay"),
@@ -430,7 +488,9 @@ impl Ctx {
             .enumerate()
         {
             let cleaned: String = text.chars().filter(|c| *c != ':').collect();
-            let bytes = hex::decode(cleaned.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+            let bytes = hex::decode(cleaned.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
             let Some(fp) = bytes else {
                 return Err(ConfigError::new(
                     format!("certificates.pinned_sha256[{i}]"),
@@ -439,7 +499,8 @@ impl Ctx {
             };
             pinned_sha256.push(fp);
         }
-        let client_cert = opt_string(&raw.client_cert, "certificates.client_cert")?.map(|p| self.path(&p));
+        let client_cert =
+            opt_string(&raw.client_cert, "certificates.client_cert")?.map(|p| self.path(&p));
         let key_file = opt_string(&raw.key_file, "certificates.key_file")?.map(|p| self.path(&p));
         if client_cert.is_some() != key_file.is_some() {
             return Err(ConfigError::new(
@@ -461,7 +522,11 @@ impl Ctx {
         }
         Ok(CertificatesConfig {
             validate: boolean(&raw.validate, "certificates.validate", true)?,
-            allow_self_signed: boolean(&raw.allow_self_signed, "certificates.allow_self_signed", false)?,
+            allow_self_signed: boolean(
+                &raw.allow_self_signed,
+                "certificates.allow_self_signed",
+                false,
+            )?,
             cert_chain,
             pinned_sha256,
             client_cert,
@@ -483,7 +548,10 @@ impl Ctx {
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| ConfigError::new(format!("{key}.name"), "is required"))?;
             if out.iter().any(|b| b.name == name) {
-                return Err(ConfigError::new(format!("{key}.name"), format!("{name:?} is listed twice")));
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    format!("{name:?} is listed twice"),
+                ));
             }
             let gateway = boolean(&raw.gateway, &format!("{key}.gateway"), false)?;
             if gateway && out.iter().any(|b| b.gateway) {
@@ -510,7 +578,12 @@ impl Ctx {
         let https = match protocol.to_ascii_lowercase().as_str() {
             "http" => false,
             "https" => true,
-            _ => return Err(ConfigError::new(format!("{key}.protocol"), "must be http or https")),
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{key}.protocol"),
+                    "must be http or https",
+                ));
+            }
         };
         let host = string(&raw.host, &format!("{key}.host"), defaults::BIND_HOST)?;
         if host.is_empty() {
@@ -518,7 +591,10 @@ impl Ctx {
         }
         let path = string(&raw.path, &format!("{key}.path"), defaults::BIND_PATH)?;
         if !path.starts_with('/') {
-            return Err(ConfigError::new(format!("{key}.path"), "must start with '/'"));
+            return Err(ConfigError::new(
+                format!("{key}.path"),
+                "must start with '/'",
+            ));
         }
         let user = opt_string(&raw.user, &format!("{key}.user"))?.filter(|u| !u.is_empty());
         let basic_auth = match user {
@@ -533,7 +609,13 @@ impl Ctx {
             host,
             port: port(&raw.port, &format!("{key}.port"), defaults::BIND_PORT)?,
             path,
-            timeout: millis(&raw.timeout, &format!("{key}.timeout"), defaults::BIND_TIMEOUT_MS, 10, 3_600_000)?,
+            timeout: millis(
+                &raw.timeout,
+                &format!("{key}.timeout"),
+                defaults::BIND_TIMEOUT_MS,
+                10,
+                3_600_000,
+            )?,
             basic_auth,
         })
     }
@@ -554,7 +636,13 @@ impl Ctx {
             allowed_targets.push(target);
         }
         Ok(TunnelConfig {
-            tick_resolution: millis(&raw.tick_resolution, "tunnel.tick_resolution", defaults::TUNNEL_TICK_MS, 1, 10_000)?,
+            tick_resolution: millis(
+                &raw.tick_resolution,
+                "tunnel.tick_resolution",
+                defaults::TUNNEL_TICK_MS,
+                1,
+                10_000,
+            )?,
             buffer_size: number(
                 &raw.buffer_size,
                 "tunnel.buffer_size",
@@ -562,7 +650,13 @@ impl Ctx {
                 256,
                 1 << 20,
             )? as usize,
-            read_timeout: millis(&raw.read_timeout, "tunnel.read_timeout", defaults::TUNNEL_READ_TIMEOUT_MS, 1, 600_000)?,
+            read_timeout: millis(
+                &raw.read_timeout,
+                "tunnel.read_timeout",
+                defaults::TUNNEL_READ_TIMEOUT_MS,
+                1,
+                600_000,
+            )?,
             idle_timeout: millis(
                 &raw.idle_timeout,
                 "tunnel.idle_timeout",
@@ -585,15 +679,17 @@ impl Ctx {
         self.unknown("file.", &raw.unknown);
         let mut virtual_dirs = Vec::new();
         if let Some(v) = &raw.virtual_dirs {
-            let items = v
-                .as_array()
-                .ok_or_else(|| ConfigError::new("file.virtual_dirs", "must be a list of {\"name\": \"path\"}"))?;
+            let items = v.as_array().ok_or_else(|| {
+                ConfigError::new(
+                    "file.virtual_dirs",
+                    "must be a list of {\"name\": \"path\"}",
+                )
+            })?;
             for (i, item) in items.iter().enumerate() {
                 let key = format!("file.virtual_dirs[{i}]");
-                let obj = item
-                    .as_object()
-                    .filter(|o| o.len() == 1)
-                    .ok_or_else(|| ConfigError::new(&key, "must be one {\"name\": \"path\"} pair"))?;
+                let obj = item.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+                    ConfigError::new(&key, "must be one {\"name\": \"path\"} pair")
+                })?;
                 for (name, path) in obj {
                     let path = path
                         .as_str()
@@ -602,9 +698,15 @@ impl Ctx {
                 }
             }
         }
-        for (name, v) in [("idle_timeout", &raw.idle_timeout), ("staging_dir", &raw.staging_dir)] {
+        for (name, v) in [
+            ("idle_timeout", &raw.idle_timeout),
+            ("staging_dir", &raw.staging_dir),
+        ] {
             if v.is_some() {
-                self.ignored(&format!("file.{name}"), "file transfer is not implemented yet");
+                self.ignored(
+                    &format!("file.{name}"),
+                    "file transfer is not implemented yet",
+                );
             }
         }
         Ok(FileConfig {
@@ -615,7 +717,13 @@ impl Ctx {
                 256,
                 16 << 20,
             )? as usize,
-            max_file_size: number(&raw.max_file_size, "file.max_file_size", defaults::FILE_MAX_SIZE, 0, u64::MAX)?,
+            max_file_size: number(
+                &raw.max_file_size,
+                "file.max_file_size",
+                defaults::FILE_MAX_SIZE,
+                0,
+                u64::MAX,
+            )?,
             virtual_dirs,
         })
     }
@@ -635,12 +743,14 @@ impl Ctx {
 
     fn unknown(&mut self, prefix: &str, unknown: &Unknown) {
         for key in unknown.keys() {
-            self.warnings.push(format!("{prefix}{key}: unknown key, ignored"));
+            self.warnings
+                .push(format!("{prefix}{key}: unknown key, ignored"));
         }
     }
 
     fn ignored(&mut self, key: &str, why: &str) {
-        self.warnings.push(format!("{key}: accepted but not used ({why})"));
+        self.warnings
+            .push(format!("{key}: accepted but not used ({why})"));
     }
 }
 
@@ -738,21 +848,37 @@ fn integer(v: &Option<Value>, key: &str, default: i64) -> Result<i64, ConfigErro
     }
 }
 
-fn number(v: &Option<Value>, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+fn number(
+    v: &Option<Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let n = match v {
         Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
         _ => {
             let i = integer(v, key, default as i64)?;
-            u64::try_from(i).map_err(|_| ConfigError::new(key, format!("must be between {min} and {max}")))?
+            u64::try_from(i)
+                .map_err(|_| ConfigError::new(key, format!("must be between {min} and {max}")))?
         }
     };
     if n < min || n > max {
-        return Err(ConfigError::new(key, format!("{n} is out of range {min}..={max}")));
+        return Err(ConfigError::new(
+            key,
+            format!("{n} is out of range {min}..={max}"),
+        ));
     }
     Ok(n)
 }
 
-fn millis(v: &Option<Value>, key: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+fn millis(
+    v: &Option<Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
     number(v, key, default, min, max).map(Duration::from_millis)
 }
 
@@ -776,7 +902,13 @@ mod tests {
     fn minimal_gets_thingworx_defaults() {
         let l = parse_ok(r#"{"ws_servers":[{"host":"tw.example","port":443}],"appKey":"k"}"#);
         let c = l.config;
-        assert_eq!(c.servers, vec![ServerAddr { host: "tw.example".into(), port: 443 }]);
+        assert_eq!(
+            c.servers,
+            vec![ServerAddr {
+                host: "tw.example".into(),
+                port: 443
+            }]
+        );
         assert_eq!(c.resource, "/Thingworx/WS");
         assert_eq!(c.app_key.expose(), "k");
         assert_eq!(c.http_server.port, 8000);
@@ -822,7 +954,11 @@ mod tests {
     fn unknown_keys_warn() {
         let l = parse_ok(r#"{"appKey":"k","colour":"red","ws_connection":{"pingrate":1}}"#);
         assert!(l.warnings.iter().any(|w| w.starts_with("colour:")));
-        assert!(l.warnings.iter().any(|w| w.starts_with("ws_connection.pingrate:")));
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.starts_with("ws_connection.pingrate:"))
+        );
     }
 
     #[test]
@@ -834,7 +970,10 @@ mod tests {
         assert_eq!(c.ping_rate, Duration::from_millis(2000));
         assert_eq!(
             c.duty_cycle,
-            Some(DutyCycle { on: Duration::from_millis(1000), off: Duration::from_millis(3000) })
+            Some(DutyCycle {
+                on: Duration::from_millis(1000),
+                off: Duration::from_millis(3000)
+            })
         );
         assert_eq!(c.connect_retries, Some(3));
     }
@@ -862,8 +1001,13 @@ mod tests {
         assert_eq!(c.gateway_name(), Some("Gw"));
         assert!(c.auto_bind[0].endpoint.is_none());
         let ep = c.auto_bind[1].endpoint.as_ref().unwrap();
-        assert_eq!((ep.host.as_str(), ep.port, ep.path.as_str()), ("localhost", 18001, "/scripts/Thingworx"));
-        let e = parse_err(r#"{"appKey":"k","auto_bind":[{"name":"A","gateway":true},{"name":"B","gateway":true}]}"#);
+        assert_eq!(
+            (ep.host.as_str(), ep.port, ep.path.as_str()),
+            ("localhost", 18001, "/scripts/Thingworx")
+        );
+        let e = parse_err(
+            r#"{"appKey":"k","auto_bind":[{"name":"A","gateway":true},{"name":"B","gateway":true}]}"#,
+        );
         assert_eq!(e.key, "auto_bind[1].gateway");
     }
 }

@@ -9,10 +9,10 @@ use net::rustls::ClientConfig;
 use net::ws::{ClientWs, WsConfig};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::{Command, Outcome, Uplink, UplinkError};
 use crate::config::{Config, ServerAddr};
@@ -165,7 +165,9 @@ impl Actor {
             return Err(UplinkError::NotConnected);
         }
         let msg = Message::request(cmd.code, 0, SESSION_NONE, cmd.body.clone());
-        let bytes = msg.to_bytes().map_err(|e| UplinkError::Encode(e.to_string()))?;
+        let bytes = msg
+            .to_bytes()
+            .map_err(|e| UplinkError::Encode(e.to_string()))?;
         if bytes.len() > self.cfg.connection.max_msg_size {
             return Err(UplinkError::Encode(format!(
                 "{} bytes exceed ws_connection.max_msg_size",
@@ -188,7 +190,10 @@ impl Actor {
 }
 
 /// Tries each server in order; the first that upgrades wins.
-async fn connect_any(cfg: Arc<Config>, tls: Arc<ClientConfig>) -> Result<(ClientWs, ServerAddr), String> {
+async fn connect_any(
+    cfg: Arc<Config>,
+    tls: Arc<ClientConfig>,
+) -> Result<(ClientWs, ServerAddr), String> {
     let conn = &cfg.connection;
     let mut ws_cfg = WsConfig::small();
     ws_cfg.max_message_size = conn.max_msg_size + 1024;
@@ -247,9 +252,15 @@ mod tests {
     fn backoff_grows_caps_and_jitters() {
         let i = Duration::from_secs(10);
         let b1 = backoff(i, 1);
-        assert!(b1 >= Duration::from_secs(8) && b1 <= Duration::from_secs(12), "{b1:?}");
+        assert!(
+            b1 >= Duration::from_secs(8) && b1 <= Duration::from_secs(12),
+            "{b1:?}"
+        );
         let b3 = backoff(i, 3);
-        assert!(b3 >= Duration::from_secs(32) && b3 <= Duration::from_secs(48), "{b3:?}");
+        assert!(
+            b3 >= Duration::from_secs(32) && b3 <= Duration::from_secs(48),
+            "{b3:?}"
+        );
         let b30 = backoff(i, 30);
         assert!(b30 <= Duration::from_secs(360), "{b30:?}");
         let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(i, 2)).collect();
@@ -258,9 +269,21 @@ mod tests {
 
     #[test]
     fn urls() {
-        let s = ServerAddr { host: "::1".into(), port: 8443 };
-        assert_eq!(server_url(true, &s, "/Thingworx/WS"), "wss://[::1]:8443/Thingworx/WS");
-        let s = ServerAddr { host: "tw".into(), port: 80 };
-        assert_eq!(server_url(false, &s, "/Thingworx/WS"), "ws://tw:80/Thingworx/WS");
+        let s = ServerAddr {
+            host: "::1".into(),
+            port: 8443,
+        };
+        assert_eq!(
+            server_url(true, &s, "/Thingworx/WS"),
+            "wss://[::1]:8443/Thingworx/WS"
+        );
+        let s = ServerAddr {
+            host: "tw".into(),
+            port: 80,
+        };
+        assert_eq!(
+            server_url(false, &s, "/Thingworx/WS"),
+            "ws://tw:80/Thingworx/WS"
+        );
     }
 }

@@ -88,13 +88,22 @@ pub struct Uplink {
 }
 
 impl Uplink {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, connected: watch::Receiver<bool>, ids: Arc<AtomicU32>) -> Uplink {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        connected: watch::Receiver<bool>,
+        ids: Arc<AtomicU32>,
+    ) -> Uplink {
         Uplink { tx, connected, ids }
     }
 
     /// Sends a request to the platform and waits for the answer. When not connected,
     /// a `storable` request (property push, service call, event) goes to the offline store.
-    pub async fn request(&self, code: Code, body: RequestBody, storable: bool) -> Result<Outcome, UplinkError> {
+    pub async fn request(
+        &self,
+        code: Code,
+        body: RequestBody,
+        storable: bool,
+    ) -> Result<Outcome, UplinkError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command {
             code,
@@ -102,7 +111,10 @@ impl Uplink {
             storable,
             reply,
         };
-        self.tx.send(cmd).await.map_err(|_| UplinkError::ShuttingDown)?;
+        self.tx
+            .send(cmd)
+            .await
+            .map_err(|_| UplinkError::ShuttingDown)?;
         rx.await.map_err(|_| UplinkError::ShuttingDown)?
     }
 
@@ -114,6 +126,10 @@ impl Uplink {
     /// The next request id of this process (a global counter starting at 1, §12.2).
     pub(crate) fn next_id(&self) -> u32 {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        if id == 0 { self.ids.fetch_add(1, Ordering::Relaxed) } else { id }
+        if id == 0 {
+            self.ids.fetch_add(1, Ordering::Relaxed)
+        } else {
+            id
+        }
     }
 }

@@ -50,7 +50,10 @@ impl Session {
     async fn send(&mut self, msg: &Message) -> Result<(), String> {
         let frames = alwayson::split(msg, self.chunk_size).map_err(|e| e.to_string())?;
         for f in frames {
-            self.ws.feed(WsMessage::Binary(f)).await.map_err(|e| e.to_string())?;
+            self.ws
+                .feed(WsMessage::Binary(f))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         self.ws.flush().await.map_err(|e| e.to_string())
     }
@@ -92,7 +95,10 @@ impl Actor {
             Ok(session_id) => s.session_id = session_id,
             Err(end) => return end,
         }
-        tracing::info!(session_id = format_args!("0x{:08x}", s.session_id), "authenticated");
+        tracing::info!(
+            session_id = format_args!("0x{:08x}", s.session_id),
+            "authenticated"
+        );
 
         // 2. BIND everything
         let gateway = self.things.gateway().map(|name| Gateway {
@@ -218,7 +224,12 @@ impl Actor {
     }
 
     /// Waits for the AUTH reply; returns the session id.
-    async fn await_auth(&mut self, s: &mut Session, auth_id: u32, timeout: Duration) -> Result<u32, End> {
+    async fn await_auth(
+        &mut self,
+        s: &mut Session,
+        auth_id: u32,
+        timeout: Duration,
+    ) -> Result<u32, End> {
         let deadline = Instant::now() + timeout;
         loop {
             tokio::select! {
@@ -252,7 +263,11 @@ impl Actor {
     }
 
     /// Sends BIND for names that should be bound and are not, UNBIND for the reverse.
-    async fn sync_bindings(&mut self, s: &mut Session, gateway: &Option<Gateway>) -> Result<(), String> {
+    async fn sync_bindings(
+        &mut self,
+        s: &mut Session,
+        gateway: &Option<Gateway>,
+    ) -> Result<(), String> {
         let want: Vec<String> = self.things.bound_names();
         let want_set: BTreeSet<String> = want.iter().cloned().collect();
         let add: Vec<String> = want.into_iter().filter(|n| !s.bound.contains(n)).collect();
@@ -261,7 +276,13 @@ impl Actor {
         if !remove.is_empty() {
             let id = self.uplink.next_id();
             tracing::info!(names = ?remove, "UNBIND");
-            s.send(&Message::unbind(id, s.session_id, gateway.clone(), remove.clone())).await?;
+            s.send(&Message::unbind(
+                id,
+                s.session_id,
+                gateway.clone(),
+                remove.clone(),
+            ))
+            .await?;
             s.pending.insert(id, (Pending::Bind, deadline));
             for n in &remove {
                 s.bound.remove(n);
@@ -270,7 +291,13 @@ impl Actor {
         if !add.is_empty() {
             let id = self.uplink.next_id();
             tracing::info!(names = ?add, "BIND");
-            s.send(&Message::bind(id, s.session_id, gateway.clone(), add.clone())).await?;
+            s.send(&Message::bind(
+                id,
+                s.session_id,
+                gateway.clone(),
+                add.clone(),
+            ))
+            .await?;
             s.pending.insert(id, (Pending::Bind, deadline));
             s.bound.extend(add);
         }
@@ -285,7 +312,10 @@ impl Actor {
         let names: Vec<String> = s.bound.iter().cloned().collect();
         let id = self.uplink.next_id();
         tracing::info!(names = ?names, "UNBIND all");
-        if s.send(&Message::unbind(id, s.session_id, gateway.clone(), names)).await.is_err() {
+        if s.send(&Message::unbind(id, s.session_id, gateway.clone(), names))
+            .await
+            .is_err()
+        {
             return;
         }
         s.bound.clear();
@@ -304,9 +334,11 @@ impl Actor {
     /// Sends what the offline store holds, with fresh ids and this session's id.
     async fn flush_store(&mut self, s: &mut Session) -> Result<(), String> {
         let store = self.store.clone();
-        let stored = tokio::task::spawn_blocking(move || store.lock().unwrap_or_else(|p| p.into_inner()).pending())
-            .await
-            .map_err(|e| e.to_string())?;
+        let stored = tokio::task::spawn_blocking(move || {
+            store.lock().unwrap_or_else(|p| p.into_inner()).pending()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         if stored.is_empty() {
             return Ok(());
         }
@@ -336,7 +368,10 @@ impl Actor {
 
     async fn ack_store(&self, seq: u64) {
         let store = self.store.clone();
-        let done = tokio::task::spawn_blocking(move || store.lock().unwrap_or_else(|p| p.into_inner()).ack(seq)).await;
+        let done = tokio::task::spawn_blocking(move || {
+            store.lock().unwrap_or_else(|p| p.into_inner()).ack(seq)
+        })
+        .await;
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "offline store"),
@@ -423,7 +458,9 @@ impl Actor {
                 );
                 self.tracker.spawn(
                     async move {
-                        let Ok(_permit) = workers.acquire_owned().await else { return };
+                        let Ok(_permit) = workers.acquire_owned().await else {
+                            return;
+                        };
                         let reply = dispatcher.handle(header, body).await;
                         let _ = out.send(reply).await;
                     }

@@ -23,17 +23,25 @@ pub fn client_tls(certs: &CertificatesConfig) -> Result<Arc<ClientConfig>, Confi
         ));
     }
     let trust = if !certs.pinned_sha256.is_empty() {
-        Trust::Pinned(certs.pinned_sha256.iter().map(|fp| Fingerprint(*fp)).collect())
+        Trust::Pinned(
+            certs
+                .pinned_sha256
+                .iter()
+                .map(|fp| Fingerprint(*fp))
+                .collect(),
+        )
     } else if !certs.validate || certs.allow_self_signed {
         Trust::InsecureAllowSelfSigned
     } else {
         let mut extra_roots_pem = Vec::with_capacity(certs.cert_chain.len());
         for (i, path) in certs.cert_chain.iter().enumerate() {
-            let pem = read_pem_file(path, "CA certificate")
-                .map_err(|e| ConfigError::new(format!("certificates.cert_chain[{i}]"), e.to_string()))?;
+            let pem = read_pem_file(path, "CA certificate").map_err(|e| {
+                ConfigError::new(format!("certificates.cert_chain[{i}]"), e.to_string())
+            })?;
             extra_roots_pem.push(pem);
         }
         Trust::WebPki { extra_roots_pem }
     };
-    client_config(&trust, &[ALPN_HTTP1]).map_err(|e: TlsError| ConfigError::new("certificates", e.to_string()))
+    client_config(&trust, &[ALPN_HTTP1])
+        .map_err(|e: TlsError| ConfigError::new("certificates", e.to_string()))
 }

@@ -1,6 +1,11 @@
 //! Test helpers: a small fake AlwaysOn platform on a real loopback websocket, a
 //! fake script resource, and an EMS spawned on 127.0.0.1:0.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::result_large_err
+)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,11 +35,23 @@ pub enum Mode {
 
 #[derive(Debug)]
 pub enum Ev {
-    Upgrade { conn: usize, headers: Vec<(String, String)> },
+    Upgrade {
+        conn: usize,
+        headers: Vec<(String, String)>,
+    },
     /// A whole message from the edge; `raw` is its first frame.
-    Msg { conn: usize, raw: Vec<u8>, msg: Message },
-    Ping { conn: usize, payload: Vec<u8> },
-    Closed { conn: usize },
+    Msg {
+        conn: usize,
+        raw: Vec<u8>,
+        msg: Message,
+    },
+    Ping {
+        conn: usize,
+        payload: Vec<u8>,
+    },
+    Closed {
+        conn: usize,
+    },
 }
 
 pub enum Ctl {
@@ -42,8 +59,13 @@ pub enum Ctl {
     Drop,
 }
 
+/// Canned answers by request target (property or service name).
+pub type Replies =
+    Arc<Mutex<std::collections::HashMap<String, (Code, Option<alwayson::InfoTable>)>>>;
+
 pub struct Fake {
     pub addr: SocketAddr,
+    pub replies: Replies,
     events: mpsc::UnboundedReceiver<Ev>,
     mode: Arc<Mutex<Mode>>,
     conns: Arc<Mutex<Vec<mpsc::UnboundedSender<Ctl>>>>,
@@ -58,7 +80,13 @@ impl Fake {
         let mode = Arc::new(Mutex::new(mode));
         let conns: Arc<Mutex<Vec<mpsc::UnboundedSender<Ctl>>>> = Arc::default();
         let shutdown = CancellationToken::new();
-        let (m, c, sd) = (mode.clone(), conns.clone(), shutdown.clone());
+        let replies: Replies = Arc::default();
+        let (m, c, sd, rp) = (
+            mode.clone(),
+            conns.clone(),
+            shutdown.clone(),
+            replies.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
@@ -76,10 +104,25 @@ impl Fake {
                     v.push(ctl_tx);
                     v.len() - 1
                 };
-                tokio::spawn(serve_conn(tcp, conn, mode, tx.clone(), ctl_rx, sd.clone()));
+                tokio::spawn(serve_conn(
+                    tcp,
+                    conn,
+                    mode,
+                    tx.clone(),
+                    ctl_rx,
+                    sd.clone(),
+                    rp.clone(),
+                ));
             }
         });
-        Fake { addr, events, mode, conns, shutdown }
+        Fake {
+            addr,
+            replies,
+            events,
+            mode,
+            conns,
+            shutdown,
+        }
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -115,7 +158,9 @@ impl Fake {
     /// Next whole message with `code` from the edge.
     pub async fn expect_msg(&mut self, what: &str, code: Code) -> (usize, Vec<u8>, Message) {
         self.expect(what, |ev| match ev {
-            Ev::Msg { conn, raw, msg } if msg.header.code == code => Some((*conn, raw.clone(), msg.clone())),
+            Ev::Msg { conn, raw, msg } if msg.header.code == code => {
+                Some((*conn, raw.clone(), msg.clone()))
+            }
             _ => None,
         })
         .await
@@ -124,7 +169,9 @@ impl Fake {
     /// The response to request `id` from the edge.
     pub async fn expect_response(&mut self, id: u32) -> Message {
         self.expect("response", |ev| match ev {
-            Ev::Msg { msg, .. } if msg.header.code.is_response() && msg.header.request_id == id => Some(msg.clone()),
+            Ev::Msg { msg, .. } if msg.header.code.is_response() && msg.header.request_id == id => {
+                Some(msg.clone())
+            }
             _ => None,
         })
         .await
@@ -138,6 +185,7 @@ async fn serve_conn(
     tx: mpsc::UnboundedSender<Ev>,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     sd: CancellationToken,
+    replies: Replies,
 ) {
     let tx2 = tx.clone();
     let cb = move |req: &Request, resp: Response| {
@@ -149,7 +197,9 @@ async fn serve_conn(
         let _ = tx2.send(Ev::Upgrade { conn, headers });
         Ok(resp)
     };
-    let Ok(mut ws) = net::tokio_tungstenite::accept_hdr_async(tcp, cb).await else { return };
+    let Ok(mut ws) = net::tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
+        return;
+    };
     let mut reasm = Reassembler::new(Limits::default(), Duration::from_secs(10));
     let mut stalled = false;
     loop {
@@ -182,7 +232,11 @@ async fn serve_conn(
                 let reply = match &msg.body {
                     Body::Auth(_) => Some(Message::response(&alwayson::Header { session_id: SESSION, ..msg.header }, Code::SUCCESS, None)),
                     Body::Bind(_) => Some(Message::response(&msg.header, Code::SUCCESS, None)),
-                    Body::Request(_) => Some(Message::response(&msg.header, Code::SUCCESS, None)),
+                    Body::Request(b) => {
+                        let canned = replies.lock().unwrap().get(&b.target).cloned();
+                        let (code, content) = canned.unwrap_or((Code::SUCCESS, None));
+                        Some(Message::response(&msg.header, code, content))
+                    }
                     _ => None,
                 };
                 let is_bind = matches!(msg.body, Body::Bind(_));
@@ -222,12 +276,17 @@ pub struct Ems {
 
 impl Ems {
     pub async fn start(json: &str) -> Ems {
-        let loaded = ems::config::parse(json, std::path::Path::new("/tmp")).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = ems::config::parse(json, std::path::Path::new("/tmp"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rest = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let join = tokio::spawn(ems::run(loaded.config, listener, shutdown.clone()));
-        Ems { rest, shutdown, join }
+        Ems {
+            rest,
+            shutdown,
+            join,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -236,7 +295,11 @@ impl Ems {
 
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.join).await.expect("EMS stops").unwrap().unwrap();
+        tokio::time::timeout(WAIT, self.join)
+            .await
+            .expect("EMS stops")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -251,14 +314,20 @@ where
         if let Some(t) = f().await {
             return t;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub fn bind_names(msg: &Message) -> (Option<(String, String)>, Vec<String>) {
     match &msg.body {
-        Body::Bind(b) => (b.gateway.as_ref().map(|g| (g.name.clone(), g.kind.clone())), b.names.clone()),
+        Body::Bind(b) => (
+            b.gateway.as_ref().map(|g| (g.name.clone(), g.kind.clone())),
+            b.names.clone(),
+        ),
         other => panic!("not a bind body: {other:?}"),
     }
 }
