@@ -186,7 +186,7 @@ fn run(cmd: Command, how: Join, opts: RunOptions) -> ExitCode {
         let shutdown = net::CancellationToken::new();
         net::shutdown::cancel_on_signal(shutdown.clone());
         let stdio = matches!(cmd, Command::Stdio { .. });
-        let notify: Arc<dyn Fn(Notice) + Send + Sync> = Arc::new(move |n| match n {
+        let notify: rac::Notify = Arc::new(move |n| match n {
             Notice::Joined { session } => eprintln!("tether-rac: joined session {session}"),
             Notice::Listening(addr) => {
                 println!(

@@ -28,7 +28,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// A request to a session actor.
 pub(crate) enum Command {
     /// A side's socket, after its token was accepted.
-    Attach { side: Side, ws: WebSocket },
+    Attach { side: Side, ws: Box<WebSocket> },
     /// End the session; `done` gets the final view.
     End {
         reason: EndReason,
@@ -74,7 +74,7 @@ impl Actor {
                         break reason;
                     }
                     Some(Command::Attach { side, ws }) => {
-                        if let Some(w) = self.attach(side, ws, &events_tx, &cancel) {
+                        if let Some(w) = self.attach(side, *ws, &events_tx, &cancel) {
                             writers.push(w);
                         }
                     }

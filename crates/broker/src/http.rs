@@ -109,7 +109,7 @@ async fn attach_server(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    attach(b, id, Side::Server, headers, ws).unwrap_or_else(IntoResponse::into_response)
+    attach(b, id, Side::Server, headers, ws)
 }
 
 async fn attach_client(
@@ -118,7 +118,7 @@ async fn attach_client(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    attach(b, id, Side::Client, headers, ws).unwrap_or_else(IntoResponse::into_response)
+    attach(b, id, Side::Client, headers, ws)
 }
 
 /// The bearer token of a request, if well formed.
@@ -147,26 +147,32 @@ fn attach(
     side: Side,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, Response> {
+) -> Response {
     let Some(token) = bearer(&headers) else {
-        return Err(b.refused().into_response());
+        return b.refused().into_response();
     };
-    let ws = ws.map_err(IntoResponse::into_response)?;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     if !offers_subprotocol(&headers) {
-        return Err(BrokerError::NoSubprotocol.into_response());
+        return BrokerError::NoSubprotocol.into_response();
     }
-    let commands = b.claim(&id, side, token).map_err(|e| {
-        tracing::info!(session = %id, %side, "attach refused: bad token");
-        e.into_response()
-    })?;
+    let commands = match b.claim(&id, side, token) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(session = %id, %side, "attach refused: bad token");
+            return e.into_response();
+        }
+    };
     let max = tunnel::HEADER_LEN + b.config().max_payload as usize;
-    Ok(ws
-        .protocols([SUBPROTOCOL])
+    ws.protocols([SUBPROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            let _ = commands.send(Command::Attach { side, ws: socket }).await;
-        }))
+            let ws = Box::new(socket);
+            let _ = commands.send(Command::Attach { side, ws }).await;
+        })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ fn rac_opts(ping: Duration) -> rac::RunOptions {
     o
 }
 
-fn quiet() -> Arc<dyn Fn(rac::Notice) + Send + Sync> {
+fn quiet() -> rac::Notify {
     Arc::new(|_| {})
 }
 

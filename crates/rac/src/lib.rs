@@ -26,7 +26,7 @@ pub use error::{
 pub use launch::{LaunchUrl, valid_session_id};
 pub use net::Trust;
 pub use platform::{Credentials, Joined, Platform};
-pub use run::{Join, Notice, RunOptions, listen, listen_on, stdio};
+pub use run::{Join, Notice, Notify, RunOptions, listen, listen_on, stdio};
 
 /// Parse a platform base URL: `http` or `https`, a host, no query.
 pub fn parse_platform(text: &str) -> Result<url::Url, RacError> {

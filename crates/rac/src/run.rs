@@ -30,6 +30,9 @@ pub enum Join {
     },
 }
 
+/// Where [`Notice`]s go (the CLI prints them, a tray app shows them).
+pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
+
 /// Something worth telling the user while a session runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -102,7 +105,7 @@ async fn attach(
     Tunnel::attach(&joined, tls, &opts.client).await
 }
 
-fn watch_peer(tunnel: &Tunnel, notify: Arc<dyn Fn(Notice) + Send + Sync>) {
+fn watch_peer(tunnel: &Tunnel, notify: Notify) {
     let mut status = tunnel.status();
     tokio::spawn(async move {
         let mut last = None;
@@ -134,7 +137,7 @@ pub async fn listen(
     local_port: u16,
     opts: RunOptions,
     shutdown: CancellationToken,
-    notify: Arc<dyn Fn(Notice) + Send + Sync>,
+    notify: Notify,
 ) -> Result<Ended, RacError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, local_port))
         .await
@@ -153,7 +156,7 @@ pub async fn listen_on(
     listener: TcpListener,
     opts: RunOptions,
     shutdown: CancellationToken,
-    notify: Arc<dyn Fn(Notice) + Send + Sync>,
+    notify: Notify,
 ) -> Result<Ended, RacError> {
     let tunnel = tokio::select! {
         t = attach(&how, &opts, notify.as_ref()) => t?,
@@ -170,7 +173,7 @@ pub async fn stdio<T: Io>(
     io: T,
     opts: RunOptions,
     shutdown: CancellationToken,
-    notify: Arc<dyn Fn(Notice) + Send + Sync>,
+    notify: Notify,
 ) -> Result<Ended, RacError> {
     let tunnel = tokio::select! {
         t = attach(&how, &opts, notify.as_ref()) => t?,

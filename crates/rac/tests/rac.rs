@@ -30,10 +30,7 @@ fn create(h: &Harness, credentials: rac::Credentials) -> rac::Join {
 }
 
 /// Collects notices; returns them on demand.
-fn recorder() -> (
-    Arc<dyn Fn(rac::Notice) + Send + Sync>,
-    Arc<Mutex<Vec<rac::Notice>>>,
-) {
+fn recorder() -> (rac::Notify, Arc<Mutex<Vec<rac::Notice>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     (Arc::new(move |n| s.lock().unwrap().push(n)), seen)
