@@ -487,17 +487,13 @@ impl Ctx {
             .into_iter()
             .enumerate()
         {
-            let cleaned: String = text.chars().filter(|c| *c != ':').collect();
-            let bytes = hex::decode(cleaned.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let Some(fp) = bytes else {
+            let Ok(fp) = text.parse::<net::Fingerprint>() else {
                 return Err(ConfigError::new(
                     format!("certificates.pinned_sha256[{i}]"),
                     "must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
                 ));
             };
-            pinned_sha256.push(fp);
+            pinned_sha256.push(fp.0);
         }
         let client_cert =
             opt_string(&raw.client_cert, "certificates.client_cert")?.map(|p| self.path(&p));

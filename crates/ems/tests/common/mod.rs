@@ -74,6 +74,11 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(mode: Mode) -> Fake {
+        Fake::start_with(mode, None).await
+    }
+
+    /// A fake platform speaking wss with `tls`.
+    pub async fn start_with(mode: Mode, tls: Option<Arc<net::rustls::ServerConfig>>) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, events) = mpsc::unbounded_channel();
@@ -98,21 +103,29 @@ impl Fake {
                     drop(tcp);
                     continue;
                 }
-                let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-                let conn = {
-                    let mut v = c.lock().unwrap();
-                    v.push(ctl_tx);
-                    v.len() - 1
-                };
-                tokio::spawn(serve_conn(
-                    tcp,
-                    conn,
-                    mode,
-                    tx.clone(),
-                    ctl_rx,
-                    sd.clone(),
-                    rp.clone(),
-                ));
+                let (tx, sd, rp, c, tls) =
+                    (tx.clone(), sd.clone(), rp.clone(), c.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let register = || {
+                        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+                        let mut v = c.lock().unwrap();
+                        v.push(ctl_tx);
+                        (v.len() - 1, ctl_rx)
+                    };
+                    match tls {
+                        None => {
+                            let (conn, ctl_rx) = register();
+                            serve_conn(tcp, conn, mode, tx, ctl_rx, sd, rp).await;
+                        }
+                        Some(cfg) => {
+                            let acceptor = net::tokio_rustls::TlsAcceptor::from(cfg);
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let (conn, ctl_rx) = register();
+                                serve_conn(stream, conn, mode, tx, ctl_rx, sd, rp).await;
+                            }
+                        }
+                    }
+                });
             }
         });
         Fake {
@@ -178,15 +191,17 @@ impl Fake {
     }
 }
 
-async fn serve_conn(
-    tcp: tokio::net::TcpStream,
+async fn serve_conn<S>(
+    tcp: S,
     conn: usize,
     mode: Mode,
     tx: mpsc::UnboundedSender<Ev>,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     sd: CancellationToken,
     replies: Replies,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let tx2 = tx.clone();
     let cb = move |req: &Request, resp: Response| {
         let headers = req
