@@ -37,6 +37,15 @@ async fn lsr(seen: Seen, method: Method, uri: Uri, body: Bytes) -> (StatusCode, 
             StatusCode::OK,
             r#"{"rows":[{"result":5.5}],"dataShape":{"fieldDefinitions":{"result":{"aspects":{"persist":false},"baseType":"NUMBER","name":"result","description":""}}}}"#.into(),
         ),
+        ("POST", "/scripts/Thingworx/Things/LsrThing/Services/Big") => {
+            let big = "x".repeat(20_000);
+            (StatusCode::OK, format!(r#"{{"rows":[{{"result":"{big}"}}],"dataShape":{{"fieldDefinitions":{{"result":{{"name":"result","baseType":"STRING"}}}}}}}}"#))
+        }
+        ("POST", "/scripts/Thingworx/Things/LsrThing/Services/Echo") => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let s = v["rows"][0]["s"].as_str().unwrap_or("").to_owned();
+            (StatusCode::OK, serde_json::json!({"rows": [{"result": s}], "dataShape": {"fieldDefinitions": {"result": {"name": "result", "baseType": "STRING"}}}}).to_string())
+        }
         (_, p) => (StatusCode::NOT_FOUND, format!("Property '{}' not found", p.rsplit('/').next().unwrap_or(""))),
     }
 }
@@ -450,5 +459,41 @@ async fn local_rest_basic_auth() {
             .status(),
         200
     );
+    ems.stop().await;
+}
+
+/// §12.14: multipart requests from the platform are accepted, large answers go back multipart.
+#[tokio::test]
+async fn multipart_both_ways() {
+    let mut fake = Fake::start(Mode::Up).await;
+    let seen: Seen = Arc::default();
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lsr_addr = probe.local_addr().unwrap();
+    drop(probe);
+    let _lsr = start_lsr(lsr_addr, seen.clone()).await;
+    let cfg = config_json(
+        fake.addr,
+        &format!(r#""auto_bind": [{{"name": "LsrThing", "host": "127.0.0.1", "port": {}, "path": "/scripts/Thingworx"}}]"#, lsr_addr.port()),
+    );
+    let ems = Ems::start(&cfg).await;
+    let (conn, _, _) = fake.expect_msg("BIND", Code::BIND).await;
+
+    fake.send(conn, request(7, Code::POST, Characteristic::SERVICES, "Big", None));
+    let (raw, r) = fake
+        .expect("multipart answer", |ev| match ev {
+            Ev::Msg { raw, msg, .. } if msg.header.request_id == 7 => Some((raw.clone(), msg.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(raw[14], 1, "multipart marker");
+    assert_eq!(u16::from_be_bytes([raw[19], raw[20]]), 8192, "chunkSize field = configured size");
+    assert!(raw.len() <= 8192);
+    assert_eq!(content(&r).unwrap().value("result").and_then(Primitive::as_str).map(str::len), Some(20_000));
+
+    let long = "é".repeat(6000); // 12 000 bytes: the platform sends it in two chunks
+    let params = InfoTable::single_row([("s", Primitive::String(long.clone()))]);
+    fake.send(conn, request(8, Code::POST, Characteristic::SERVICES, "Echo", Some(params)));
+    let r = fake.expect_response(8).await;
+    assert_eq!(content(&r).unwrap().value("result").and_then(Primitive::as_str), Some(long.as_str()));
     ems.stop().await;
 }
