@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, Endpoint};
 
+/// Most things one EMS answers for (registrations beyond are refused).
+pub const MAX_THINGS: usize = 10_000;
+
 /// Where a thing comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -125,6 +128,9 @@ impl Things {
         let mut st = self.lock();
         if st.gateway.as_deref() == Some(name) {
             return Err(format!("{name} is the gateway of this EMS"));
+        }
+        if !st.things.contains_key(name) && st.things.len() >= MAX_THINGS {
+            return Err(format!("this EMS already answers for {MAX_THINGS} things"));
         }
         st.generation += 1;
         let generation = st.generation;

@@ -473,27 +473,94 @@ async fn multipart_both_ways() {
     let _lsr = start_lsr(lsr_addr, seen.clone()).await;
     let cfg = config_json(
         fake.addr,
-        &format!(r#""auto_bind": [{{"name": "LsrThing", "host": "127.0.0.1", "port": {}, "path": "/scripts/Thingworx"}}]"#, lsr_addr.port()),
+        &format!(
+            r#""auto_bind": [{{"name": "LsrThing", "host": "127.0.0.1", "port": {}, "path": "/scripts/Thingworx"}}]"#,
+            lsr_addr.port()
+        ),
     );
     let ems = Ems::start(&cfg).await;
     let (conn, _, _) = fake.expect_msg("BIND", Code::BIND).await;
 
-    fake.send(conn, request(7, Code::POST, Characteristic::SERVICES, "Big", None));
+    fake.send(
+        conn,
+        request(7, Code::POST, Characteristic::SERVICES, "Big", None),
+    );
     let (raw, r) = fake
         .expect("multipart answer", |ev| match ev {
-            Ev::Msg { raw, msg, .. } if msg.header.request_id == 7 => Some((raw.clone(), msg.clone())),
+            Ev::Msg { raw, msg, .. } if msg.header.request_id == 7 => {
+                Some((raw.clone(), msg.clone()))
+            }
             _ => None,
         })
         .await;
     assert_eq!(raw[14], 1, "multipart marker");
-    assert_eq!(u16::from_be_bytes([raw[19], raw[20]]), 8192, "chunkSize field = configured size");
+    assert_eq!(
+        u16::from_be_bytes([raw[19], raw[20]]),
+        8192,
+        "chunkSize field = configured size"
+    );
     assert!(raw.len() <= 8192);
-    assert_eq!(content(&r).unwrap().value("result").and_then(Primitive::as_str).map(str::len), Some(20_000));
+    assert_eq!(
+        content(&r)
+            .unwrap()
+            .value("result")
+            .and_then(Primitive::as_str)
+            .map(str::len),
+        Some(20_000)
+    );
 
     let long = "é".repeat(6000); // 12 000 bytes: the platform sends it in two chunks
     let params = InfoTable::single_row([("s", Primitive::String(long.clone()))]);
-    fake.send(conn, request(8, Code::POST, Characteristic::SERVICES, "Echo", Some(params)));
+    fake.send(
+        conn,
+        request(
+            8,
+            Code::POST,
+            Characteristic::SERVICES,
+            "Echo",
+            Some(params),
+        ),
+    );
     let r = fake.expect_response(8).await;
-    assert_eq!(content(&r).unwrap().value("result").and_then(Primitive::as_str), Some(long.as_str()));
+    assert_eq!(
+        content(&r)
+            .unwrap()
+            .value("result")
+            .and_then(Primitive::as_str),
+        Some(long.as_str())
+    );
+    ems.stop().await;
+}
+
+/// `http_server.ssl` with `use_default_certificate`: HTTPS with a generated certificate.
+#[tokio::test]
+async fn local_rest_over_tls_with_the_default_certificate() {
+    let fake = Fake::start(Mode::Up).await;
+    let cfg = config_json(
+        fake.addr,
+        r#""http_server": {"ssl": true, "use_default_certificate": true}"#,
+    );
+    let ems = Ems::start(&cfg).await;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://{}/Thingworx/Things/LocalEms/Properties/isConnected",
+        ems.rest
+    );
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let plain = reqwest::Client::new()
+        .get(format!(
+            "http://{}/Thingworx/Things/LocalEms/Properties/isConnected",
+            ems.rest
+        ))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || plain.unwrap().status() != 200,
+        "plain HTTP is not served"
+    );
     ems.stop().await;
 }

@@ -318,3 +318,31 @@ async fn platform_requests_to_the_ems_itself() {
     );
     ems.stop().await;
 }
+
+/// ws_servers is a fail-over list: the first server is down, the second takes over.
+#[tokio::test]
+async fn fails_over_to_the_next_server() {
+    let down = Fake::start(Mode::Refuse).await;
+    let mut up = Fake::start(Mode::Up).await;
+    let cfg = config_json(
+        down.addr,
+        r#""auto_bind": [{"name": "Gw", "gateway": true}]"#,
+    )
+    .replace(
+        r#""ws_servers": ["#,
+        &format!(
+            r#""ws_servers": [{{"host": "127.0.0.1", "port": {}}}, "#,
+            down.addr.port()
+        ),
+    );
+    let cfg = cfg.replacen(
+        &format!(r#"{{"host": "127.0.0.1", "port": {}}}]"#, down.addr.port()),
+        &format!(r#"{{"host": "127.0.0.1", "port": {}}}]"#, up.addr.port()),
+        1,
+    );
+    assert!(cfg.contains(&up.addr.port().to_string()), "{cfg}");
+    let ems = Ems::start(&cfg).await;
+    up.expect_msg("AUTH on the second server", Code::AUTH).await;
+    assert_eq!(down.connections(), 0);
+    ems.stop().await;
+}

@@ -122,6 +122,8 @@ impl Actor {
         // 4. Main loop
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(conn.max_messages);
         let workers = Arc::new(Semaphore::new(conn.max_threads));
+        // Platform requests accepted at once (running or waiting for a worker).
+        let queue = Arc::new(Semaphore::new(conn.max_messages));
         let mut pong_deadline: Option<Instant> = None;
         let duty_off_at = conn.duty_cycle.map(|d| Instant::now() + d.on);
         loop {
@@ -162,7 +164,7 @@ impl Actor {
                     };
                     match s.reassembler.push(&data, std::time::Instant::now()) {
                         Ok(Some(msg)) => {
-                            let first_bind_reply = self.on_message(s, msg, &out_tx, &workers).await;
+                            let first_bind_reply = self.on_message(s, msg, &out_tx, &workers, &queue).await;
                             if first_bind_reply && next_ping.is_none() && pong_deadline.is_none() {
                                 next_ping = Some(Instant::now());
                             }
@@ -414,6 +416,7 @@ impl Actor {
         msg: Message,
         out: &mpsc::Sender<Message>,
         workers: &Arc<Semaphore>,
+        queue: &Arc<Semaphore>,
     ) -> bool {
         let header = msg.header;
         match msg.body {
@@ -446,6 +449,14 @@ impl Actor {
                 }
             }
             Body::Request(body) => {
+                let Ok(slot) = queue.clone().try_acquire_owned() else {
+                    tracing::warn!(id = header.request_id, "too many platform requests at once");
+                    let busy = Message::response(&header, Code::SERVICE_UNAVAILABLE, None);
+                    if let Err(e) = s.send(&busy).await {
+                        tracing::debug!(error = %e, "sending 0xA3");
+                    }
+                    return false;
+                };
                 let dispatcher = self.dispatcher.clone();
                 let out = out.clone();
                 let workers = workers.clone();
@@ -458,6 +469,7 @@ impl Actor {
                 );
                 self.tracker.spawn(
                     async move {
+                        let _slot = slot;
                         let Ok(_permit) = workers.acquire_owned().await else {
                             return;
                         };
