@@ -36,15 +36,17 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use std::collections::HashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{Instrument, debug, info, warn};
 
-use crate::{close, reset, Event, Initiator, Mux, MuxError, Negotiated, PeerState, Stats, StreamId};
+use crate::{
+    Event, Initiator, Mux, MuxError, Negotiated, PeerState, Stats, StreamId, close, reset,
+};
 
 /// Read size of a pipe (also bounded by the stream's credit).
 const READ_CHUNK: usize = 64 * 1024;
@@ -419,12 +421,16 @@ impl Session {
             }
         }
         self.finish_streams();
-        let end = self.mux_end.take().or(self.end.take()).unwrap_or_else(|| SessionEnd {
-            code: None,
-            reason: "session ended".into(),
-            initiator: None,
-            stats: self.mux.stats(),
-        });
+        let end = self
+            .mux_end
+            .take()
+            .or(self.end.take())
+            .unwrap_or_else(|| SessionEnd {
+                code: None,
+                reason: "session ended".into(),
+                initiator: None,
+                stats: self.mux.stats(),
+            });
         // WebSocket close with the CLOSE code, then wait for the peer's close.
         let grace = self.options.close_grace;
         if let Some(code) = end.code.filter(|_| end.initiator == Some(Initiator::Local)) {
@@ -620,7 +626,11 @@ impl Session {
                             return;
                         }
                         match pipe_stream(io, link, cmd).await {
-                            Ok(r) => debug!(sent = r.bytes_sent, received = r.bytes_received, "stream done"),
+                            Ok(r) => debug!(
+                                sent = r.bytes_sent,
+                                received = r.bytes_received,
+                                "stream done"
+                            ),
                             Err(err) => info!(%err, "stream ended"),
                         }
                     }

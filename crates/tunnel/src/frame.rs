@@ -161,16 +161,42 @@ pub enum PeerState {
 #[non_exhaustive]
 pub enum Frame {
     Hello(Hello),
-    Open { stream: StreamId, label: String },
-    OpenOk { stream: StreamId },
-    Data { stream: StreamId, payload: Bytes },
-    Window { stream: StreamId, increment: u32 },
-    Fin { stream: StreamId },
-    Reset { stream: StreamId, code: u16, reason: String },
-    Ping { opaque: u64 },
-    Pong { opaque: u64 },
-    Peer { state: PeerState },
-    Close { code: u16, reason: String },
+    Open {
+        stream: StreamId,
+        label: String,
+    },
+    OpenOk {
+        stream: StreamId,
+    },
+    Data {
+        stream: StreamId,
+        payload: Bytes,
+    },
+    Window {
+        stream: StreamId,
+        increment: u32,
+    },
+    Fin {
+        stream: StreamId,
+    },
+    Reset {
+        stream: StreamId,
+        code: u16,
+        reason: String,
+    },
+    Ping {
+        opaque: u64,
+    },
+    Pong {
+        opaque: u64,
+    },
+    Peer {
+        state: PeerState,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// The header of a message, read without decoding the body (the broker's

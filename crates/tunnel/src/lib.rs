@@ -20,11 +20,14 @@ mod mux;
 pub use code::{close, reset};
 pub use error::{FrameError, MuxError};
 pub use frame::{
-    clamp_text, peek_header, Frame, Header, Hello, Kind, PeerState, StreamId, CAP_QUIC,
-    CAP_RESUME, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, HARD_MAX_PAYLOAD, HEADER_LEN,
-    KNOWN_CAPABILITIES, MAX_TEXT_LEN, PROTOCOL_VERSION,
+    CAP_QUIC, CAP_RESUME, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Frame, HARD_MAX_PAYLOAD, HEADER_LEN,
+    Header, Hello, KNOWN_CAPABILITIES, Kind, MAX_TEXT_LEN, PROTOCOL_VERSION, PeerState, StreamId,
+    clamp_text, peek_header,
 };
 pub use mux::{
-    Config, Event, Initiator, Mux, Negotiated, Role, Stats, DEFAULT_MAX_STREAMS,
-    DEFAULT_PING_INTERVAL, MAX_CREDIT, MIN_WINDOW,
+    Config, DEFAULT_MAX_STREAMS, DEFAULT_PING_INTERVAL, Event, Initiator, MAX_CREDIT, MIN_WINDOW,
+    Mux, Negotiated, Role, Stats,
 };
+
+/// The WebSocket subprotocol of the native tunnel (`Sec-WebSocket-Protocol`).
+pub const SUBPROTOCOL: &str = "tether-tunnel.v1";

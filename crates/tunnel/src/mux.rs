@@ -42,8 +42,8 @@ use bytes::Bytes;
 use crate::code;
 use crate::error::{FrameError, MuxError};
 use crate::frame::{
-    clamp_text, Frame, Hello, PeerState, StreamId, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW,
-    HARD_MAX_PAYLOAD, KNOWN_CAPABILITIES, PROTOCOL_VERSION,
+    DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Frame, HARD_MAX_PAYLOAD, Hello, KNOWN_CAPABILITIES,
+    PROTOCOL_VERSION, PeerState, StreamId, clamp_text,
 };
 
 /// The smallest `initial_window` and `max_payload` a HELLO may carry.
@@ -405,7 +405,10 @@ impl Mux {
             return self.protocol_error("second HELLO");
         }
         if h.version == 0 {
-            return self.close(code::close::UNSUPPORTED_VERSION, "HELLO version 0 is not supported");
+            return self.close(
+                code::close::UNSUPPORTED_VERSION,
+                "HELLO version 0 is not supported",
+            );
         }
         if h.initial_window < MIN_WINDOW || h.max_payload < MIN_WINDOW {
             return self.protocol_error("HELLO initial_window or max_payload below 1024");
@@ -464,8 +467,7 @@ impl Mux {
             stream,
             Stream::new(StreamState::Opening, String::new(), u64::from(n.window)),
         );
-        self.events
-            .push_back(Event::StreamOpened { stream, label });
+        self.events.push_back(Event::StreamOpened { stream, label });
     }
 
     fn on_open_ok(&mut self, stream: StreamId) {

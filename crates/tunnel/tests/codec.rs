@@ -1,11 +1,13 @@
 //! Frame codec: golden bytes written by hand from the table in
 //! spec/tunnel.md, round-trip and robustness properties.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tunnel::{
-    peek_header, Frame, FrameError, Hello, Kind, PeerState, StreamId, DEFAULT_MAX_PAYLOAD,
-    HARD_MAX_PAYLOAD, MAX_TEXT_LEN,
+    DEFAULT_MAX_PAYLOAD, Frame, FrameError, HARD_MAX_PAYLOAD, Hello, Kind, MAX_TEXT_LEN, PeerState,
+    StreamId, peek_header,
 };
 
 fn sid(n: u32) -> StreamId {
@@ -48,7 +50,11 @@ fn golden() -> Vec<(&'static str, Frame, Vec<u8>)> {
             },
             hex("02 00000003"),
         ),
-        ("OPEN_OK 3", Frame::OpenOk { stream: sid(3) }, hex("03 00000003")),
+        (
+            "OPEN_OK 3",
+            Frame::OpenOk { stream: sid(3) },
+            hex("03 00000003"),
+        ),
         (
             "DATA 1 \"hi\"",
             Frame::Data {
@@ -125,11 +131,23 @@ fn golden_encode_and_decode_every_kind() {
         frame.encode(&mut buf);
         assert_eq!(&buf[..], &bytes[..], "encode {name}");
         assert_eq!(frame.encoded_len(), bytes.len(), "encoded_len {name}");
-        assert_eq!(Frame::decode(Bytes::from(bytes.clone())).unwrap(), frame, "decode {name}");
-        assert_eq!(Frame::decode_slice(&bytes).unwrap(), frame, "decode_slice {name}");
+        assert_eq!(
+            Frame::decode(Bytes::from(bytes.clone())).unwrap(),
+            frame,
+            "decode {name}"
+        );
+        assert_eq!(
+            Frame::decode_slice(&bytes).unwrap(),
+            frame,
+            "decode_slice {name}"
+        );
         let h = peek_header(&bytes).unwrap();
         assert_eq!(h.kind, frame.kind(), "peek kind {name}");
-        assert_eq!(h.stream, frame.stream().map_or(0, StreamId::get), "peek stream {name}");
+        assert_eq!(
+            h.stream,
+            frame.stream().map_or(0, StreamId::get),
+            "peek stream {name}"
+        );
         assert_eq!(h.body_len, bytes.len() - 5);
     }
 }
@@ -142,7 +160,11 @@ fn data_payload_is_a_zero_copy_slice() {
         panic!("not DATA")
     };
     assert_eq!(stream.get(), 9);
-    assert_eq!(payload.as_ptr() as usize, base + 5, "payload points into the message");
+    assert_eq!(
+        payload.as_ptr() as usize,
+        base + 5,
+        "payload points into the message"
+    );
 }
 
 #[test]
@@ -199,7 +221,10 @@ fn bad_messages_get_typed_errors() {
             need: 13
         }
     );
-    assert_eq!(e("02 00000001 ff"), FrameError::BadUtf8 { kind: Kind::Open });
+    assert_eq!(
+        e("02 00000001 ff"),
+        FrameError::BadUtf8 { kind: Kind::Open }
+    );
     assert_eq!(e("0a 00000000 02"), FrameError::BadPeerState(2));
     assert_eq!(
         e("07 00000001 00"),
@@ -210,10 +235,7 @@ fn bad_messages_get_typed_errors() {
         }
     );
     // Errors read well.
-    assert_eq!(
-        e("0c 00000000").to_string(),
-        "unknown frame kind 0x0c"
-    );
+    assert_eq!(e("0c 00000000").to_string(), "unknown frame kind 0x0c");
 }
 
 #[test]
@@ -282,7 +304,8 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 payload: Bytes::from(p),
             }
         }),
-        (arb_sid(), any::<u32>()).prop_map(|(stream, increment)| Frame::Window { stream, increment }),
+        (arb_sid(), any::<u32>())
+            .prop_map(|(stream, increment)| Frame::Window { stream, increment }),
         arb_sid().prop_map(|stream| Frame::Fin { stream }),
         (arb_sid(), any::<u16>(), arb_text()).prop_map(|(stream, code, reason)| Frame::Reset {
             stream,

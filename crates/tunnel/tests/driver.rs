@@ -3,6 +3,8 @@
 //! the RAC) and a server session (with a connector, as the edge), and real
 //! TCP targets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,15 +15,17 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tunnel::driver::{
-    run_session, serve_listener, tcp_connect, Connector, Refusal, Session, SessionEnd,
-    SessionHandle, SessionOptions, StreamError,
+    Connector, Refusal, Session, SessionEnd, SessionHandle, SessionOptions, StreamError,
+    run_session, serve_listener, tcp_connect,
 };
-use tunnel::{close, reset, Config, Initiator, Mux, Role};
+use tunnel::{Config, Initiator, Mux, Role, close, reset};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, f).await.expect("deadline passed")
+    tokio::time::timeout(DEADLINE, f)
+        .await
+        .expect("deadline passed")
 }
 
 async fn ws_pair() -> (WebSocketStream<TcpStream>, WebSocketStream<TcpStream>) {
@@ -96,7 +100,10 @@ async fn rig() -> Rig {
             "echo" => tcp_connect(echo).await,
             "banner" => tcp_connect(banner).await,
             "dead" => tcp_connect(dead).await,
-            other => Err(Refusal::new(reset::NOT_ALLOWED, format!("{other} is not allowed"))),
+            other => Err(Refusal::new(
+                reset::NOT_ALLOWED,
+                format!("{other} is not allowed"),
+            )),
         }
     });
     let options = SessionOptions {
@@ -104,7 +111,12 @@ async fn rig() -> Rig {
         ..SessionOptions::default()
     };
     let server_mux = Mux::new(Config::new(Role::Server), std::time::Instant::now()).unwrap();
-    let server = tokio::spawn(run_session(server_ws, server_mux, options, CancellationToken::new()));
+    let server = tokio::spawn(run_session(
+        server_ws,
+        server_mux,
+        options,
+        CancellationToken::new(),
+    ));
 
     let client_mux = Mux::new(Config::new(Role::Client), std::time::Instant::now()).unwrap();
     let session = Session::new(client_mux, SessionOptions::default());
@@ -112,7 +124,12 @@ async fn rig() -> Rig {
     let client = tokio::spawn(session.run(client_ws, CancellationToken::new()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
-    tokio::spawn(serve_listener(listener, handle.clone(), "echo".into(), CancellationToken::new()));
+    tokio::spawn(serve_listener(
+        listener,
+        handle.clone(),
+        "echo".into(),
+        CancellationToken::new(),
+    ));
     Rig {
         handle,
         local,
@@ -174,7 +191,9 @@ async fn half_close_from_the_target_side_first() {
         b.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"SSH-2.0-test\r\n");
         // We can still send; the target receives it after its own FIN.
-        b.write_all(b"client data after the server's FIN").await.unwrap();
+        b.write_all(b"client data after the server's FIN")
+            .await
+            .unwrap();
         b.shutdown().await.unwrap();
         assert_eq!(
             rig.banner.recv().await.unwrap(),
@@ -212,7 +231,11 @@ async fn eight_parallel_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_transfer_keeps_its_sha256() {
     // 64 MiB each way in release; 16 MiB in debug builds to stay fast.
-    let len: usize = if cfg!(debug_assertions) { 16 << 20 } else { 64 << 20 };
+    let len: usize = if cfg!(debug_assertions) {
+        16 << 20
+    } else {
+        64 << 20
+    };
     let rig = rig().await;
     within(async {
         let s = TcpStream::connect(rig.local).await.unwrap();
@@ -267,7 +290,10 @@ async fn refused_targets_get_reset_with_reason() {
             other => panic!("expected a reset, got {other:?}"),
         }
         // The session survives refusals.
-        assert_eq!(echo_through(rig.local, b"still here".to_vec()).await, b"still here");
+        assert_eq!(
+            echo_through(rig.local, b"still here".to_vec()).await,
+            b"still here"
+        );
     })
     .await;
 }

@@ -1,14 +1,16 @@
 //! The sans-IO multiplexer: two Muxes wired back to back in memory, time
 //! passed in by hand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tunnel::{
-    close, reset, Config, Event, Frame, Hello, Initiator, Mux, MuxError, PeerState, Role,
-    StreamId, CAP_QUIC, CAP_RESUME, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW,
+    CAP_QUIC, CAP_RESUME, Config, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Event, Frame, Hello,
+    Initiator, Mux, MuxError, PeerState, Role, StreamId, close, reset,
 };
 
 fn cfg(role: Role) -> Config {
@@ -136,7 +138,10 @@ fn bytes_flow_both_ways_and_half_close_ends_the_stream() {
     let id = open(&mut c, &mut s, now, "ssh");
     c.send(id, Bytes::from_static(b"hello")).unwrap();
     c.finish(id).unwrap();
-    assert!(matches!(c.send(id, Bytes::from_static(b"x")), Err(MuxError::SendAfterFin(_))));
+    assert!(matches!(
+        c.send(id, Bytes::from_static(b"x")),
+        Err(MuxError::SendAfterFin(_))
+    ));
     pump_all(&mut c, &mut s, now);
     let ev = events(&mut s);
     assert_eq!(data_of(&ev, id), b"hello");
@@ -160,7 +165,8 @@ fn refused_open_is_reset_with_code_and_reason() {
     let id = c.open("vnc").unwrap();
     pump_all(&mut c, &mut s, now);
     events(&mut s);
-    s.reset(id, reset::NOT_ALLOWED, "vnc is not in the allow-list").unwrap();
+    s.reset(id, reset::NOT_ALLOWED, "vnc is not in the allow-list")
+        .unwrap();
     pump_all(&mut c, &mut s, now);
     assert_eq!(
         events(&mut c),
@@ -254,16 +260,26 @@ fn round_robin_lets_a_keystroke_pass_a_bulk_transfer() {
         }
     }
     assert_eq!(order.len(), 5);
-    assert_eq!(order[1], keys, "the keystroke goes out second, not after 200 kB");
+    assert_eq!(
+        order[1], keys,
+        "the keystroke goes out second, not after 200 kB"
+    );
 }
 
 #[test]
 fn protocol_violations_close_the_session_with_a_reason() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Mux, &mut Mux, Instant)>, &str)> = vec![
+    type Act = Box<dyn Fn(&mut Mux, &mut Mux, Instant)>;
+    let cases: Vec<(&str, Act, &str)> = vec![
         (
             "unknown stream",
             Box::new(|_c, s, now| {
-                s.handle_frame(now, Frame::Data { stream: StreamId::new(99).unwrap(), payload: Bytes::from_static(b"x") })
+                s.handle_frame(
+                    now,
+                    Frame::Data {
+                        stream: StreamId::new(99).unwrap(),
+                        payload: Bytes::from_static(b"x"),
+                    },
+                )
             }),
             "never opened",
         ),
@@ -273,9 +289,21 @@ fn protocol_violations_close_the_session_with_a_reason() {
                 let id = open(c, s, now, "");
                 let big = Bytes::from(vec![0; DEFAULT_WINDOW as usize]);
                 for chunk in big.chunks(DEFAULT_MAX_PAYLOAD as usize) {
-                    s.handle_frame(now, Frame::Data { stream: id, payload: Bytes::copy_from_slice(chunk) });
+                    s.handle_frame(
+                        now,
+                        Frame::Data {
+                            stream: id,
+                            payload: Bytes::copy_from_slice(chunk),
+                        },
+                    );
                 }
-                s.handle_frame(now, Frame::Data { stream: id, payload: Bytes::from_static(b"!") });
+                s.handle_frame(
+                    now,
+                    Frame::Data {
+                        stream: id,
+                        payload: Bytes::from_static(b"!"),
+                    },
+                );
             }),
             "beyond the window",
         ),
@@ -283,7 +311,10 @@ fn protocol_violations_close_the_session_with_a_reason() {
             "oversize frame",
             Box::new(|c, s, now| {
                 let id = open(c, s, now, "");
-                let f = Frame::Data { stream: id, payload: Bytes::from(vec![0; DEFAULT_MAX_PAYLOAD as usize + 1]) };
+                let f = Frame::Data {
+                    stream: id,
+                    payload: Bytes::from(vec![0; DEFAULT_MAX_PAYLOAD as usize + 1]),
+                };
                 s.handle_message(now, f.to_bytes());
             }),
             "exceeds max_payload",
@@ -295,20 +326,44 @@ fn protocol_violations_close_the_session_with_a_reason() {
         ),
         (
             "even stream id",
-            Box::new(|_c, s, now| s.handle_frame(now, Frame::Open { stream: StreamId::new(2).unwrap(), label: String::new() })),
+            Box::new(|_c, s, now| {
+                s.handle_frame(
+                    now,
+                    Frame::Open {
+                        stream: StreamId::new(2).unwrap(),
+                        label: String::new(),
+                    },
+                )
+            }),
             "odd and increasing",
         ),
         (
             "reused stream id",
             Box::new(|c, s, now| {
                 let id = open(c, s, now, "");
-                s.handle_frame(now, Frame::Open { stream: id, label: String::new() });
+                s.handle_frame(
+                    now,
+                    Frame::Open {
+                        stream: id,
+                        label: String::new(),
+                    },
+                );
             }),
             "odd and increasing",
         ),
         (
             "second hello",
-            Box::new(|_c, s, now| s.handle_frame(now, Frame::Hello(Hello { version: 1, initial_window: 4096, max_payload: 4096, capabilities: 0 }))),
+            Box::new(|_c, s, now| {
+                s.handle_frame(
+                    now,
+                    Frame::Hello(Hello {
+                        version: 1,
+                        initial_window: 4096,
+                        max_payload: 4096,
+                        capabilities: 0,
+                    }),
+                )
+            }),
             "second HELLO",
         ),
         (
@@ -316,7 +371,13 @@ fn protocol_violations_close_the_session_with_a_reason() {
             Box::new(|c, s, now| {
                 let id = open(c, s, now, "");
                 s.handle_frame(now, Frame::Fin { stream: id });
-                s.handle_frame(now, Frame::Data { stream: id, payload: Bytes::from_static(b"x") });
+                s.handle_frame(
+                    now,
+                    Frame::Data {
+                        stream: id,
+                        payload: Bytes::from_static(b"x"),
+                    },
+                );
             }),
             "after FIN",
         ),
@@ -325,7 +386,13 @@ fn protocol_violations_close_the_session_with_a_reason() {
             Box::new(|c, s, now| {
                 let id = c.open("").unwrap();
                 pump_all(c, s, now);
-                s.handle_frame(now, Frame::Data { stream: id, payload: Bytes::from_static(b"x") });
+                s.handle_frame(
+                    now,
+                    Frame::Data {
+                        stream: id,
+                        payload: Bytes::from_static(b"x"),
+                    },
+                );
             }),
             "before OPEN_OK",
         ),
@@ -333,7 +400,13 @@ fn protocol_violations_close_the_session_with_a_reason() {
             "window overflow",
             Box::new(|c, s, now| {
                 let id = open(c, s, now, "");
-                s.handle_frame(now, Frame::Window { stream: id, increment: u32::MAX });
+                s.handle_frame(
+                    now,
+                    Frame::Window {
+                        stream: id,
+                        increment: u32::MAX,
+                    },
+                );
             }),
             "overflows",
         ),
@@ -342,11 +415,17 @@ fn protocol_violations_close_the_session_with_a_reason() {
         let (mut c, mut s, now) = pair();
         act(&mut c, &mut s, now);
         let reason = closed_with(&mut s, close::PROTOCOL_ERROR);
-        assert!(reason.contains(want), "{name}: reason {reason:?} lacks {want:?}");
+        assert!(
+            reason.contains(want),
+            "{name}: reason {reason:?} lacks {want:?}"
+        );
         // CLOSE is the one frame left to send, then nothing.
         assert_eq!(
             s.poll_transmit(),
-            Some(Frame::Close { code: close::PROTOCOL_ERROR, reason: reason.clone() }),
+            Some(Frame::Close {
+                code: close::PROTOCOL_ERROR,
+                reason: reason.clone()
+            }),
             "{name}"
         );
         assert_eq!(s.poll_transmit(), None, "{name}");
@@ -355,8 +434,18 @@ fn protocol_violations_close_the_session_with_a_reason() {
         s.handle_frame(now, Frame::Ping { opaque: 1 });
         assert_eq!(s.poll_transmit(), None);
         // The client learns why.
-        c.handle_frame(now, Frame::Close { code: close::PROTOCOL_ERROR, reason: reason.clone() });
-        assert!(events(&mut c).contains(&Event::Closed { code: close::PROTOCOL_ERROR, reason, initiator: Initiator::Peer }));
+        c.handle_frame(
+            now,
+            Frame::Close {
+                code: close::PROTOCOL_ERROR,
+                reason: reason.clone(),
+            },
+        );
+        assert!(events(&mut c).contains(&Event::Closed {
+            code: close::PROTOCOL_ERROR,
+            reason,
+            initiator: Initiator::Peer
+        }));
     }
 }
 
@@ -369,7 +458,10 @@ fn stream_limit_resets_extra_opens_with_busy() {
     let ids: Vec<_> = (0..3).map(|_| c.open("").unwrap()).collect();
     pump_all(&mut c, &mut s, now);
     let ev = events(&mut c);
-    assert!(matches!(&ev[..], [Event::Reset { stream, code: reset::BUSY, .. }] if *stream == ids[2]), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::Reset { stream, code: reset::BUSY, .. }] if *stream == ids[2]),
+        "{ev:?}"
+    );
     assert!(!s.is_closed());
 }
 
@@ -402,7 +494,13 @@ fn ping_measures_rtt_and_silence_means_peer_gone() {
     c.handle_timeout(t1 + Duration::from_secs(30));
     let reason = closed_with(&mut c, close::PEER_GONE);
     assert!(reason.contains("nothing heard"), "{reason}");
-    assert!(matches!(c.poll_transmit(), Some(Frame::Close { code: close::PEER_GONE, .. })));
+    assert!(matches!(
+        c.poll_transmit(),
+        Some(Frame::Close {
+            code: close::PEER_GONE,
+            ..
+        })
+    ));
     assert_eq!(c.poll_timeout(), None);
 }
 
@@ -427,18 +525,35 @@ fn any_frame_counts_as_life_and_pings_are_answered() {
 fn peer_notices_and_close_from_the_peer() {
     let (mut c, mut s, now) = pair();
     let id = open(&mut c, &mut s, now, "");
-    c.handle_frame(now, Frame::Peer { state: PeerState::Left });
-    c.handle_frame(now, Frame::Peer { state: PeerState::Attached });
+    c.handle_frame(
+        now,
+        Frame::Peer {
+            state: PeerState::Left,
+        },
+    );
+    c.handle_frame(
+        now,
+        Frame::Peer {
+            state: PeerState::Attached,
+        },
+    );
     assert_eq!(
         events(&mut c),
-        vec![Event::Peer(PeerState::Left), Event::Peer(PeerState::Attached)]
+        vec![
+            Event::Peer(PeerState::Left),
+            Event::Peer(PeerState::Attached)
+        ]
     );
     assert_eq!(c.peer_state(), Some(PeerState::Attached));
     s.close(close::ENDED, "ended by admin");
     pump_all(&mut c, &mut s, now);
     assert_eq!(
         events(&mut c),
-        vec![Event::Closed { code: close::ENDED, reason: "ended by admin".into(), initiator: Initiator::Peer }]
+        vec![Event::Closed {
+            code: close::ENDED,
+            reason: "ended by admin".into(),
+            initiator: Initiator::Peer
+        }]
     );
     assert!(c.is_finished());
     assert_eq!(c.poll_transmit(), None);
@@ -451,7 +566,10 @@ fn api_misuse_is_an_error_not_a_panic() {
     let (mut c, mut s, now) = pair();
     let ghost = StreamId::new(41).unwrap();
     assert_eq!(s.open(""), Err(MuxError::NotClient));
-    assert_eq!(c.send(ghost, Bytes::new()), Err(MuxError::UnknownStream(ghost)));
+    assert_eq!(
+        c.send(ghost, Bytes::new()),
+        Err(MuxError::UnknownStream(ghost))
+    );
     assert_eq!(c.finish(ghost), Err(MuxError::UnknownStream(ghost)));
     assert_eq!(c.reset(ghost, 0, ""), Err(MuxError::UnknownStream(ghost)));
     let id = open(&mut c, &mut s, now, "");
