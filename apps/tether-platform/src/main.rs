@@ -3,9 +3,13 @@
 //! `serve --config platform.toml` for real use, `quickstart` for a first look,
 //! `admin …` to manage users, app keys, things and interfaces in a data directory.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-/// Exit status for configuration and usage errors (EX_USAGE / EX_CONFIG family).
+use clap::{Parser, Subcommand};
+use platform::{Config, RawConfig};
+
+/// Exit status for configuration and usage errors.
 const EXIT_CONFIG: i32 = 64;
 
 #[derive(Debug, Parser)]
@@ -21,6 +25,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the platform from a TOML configuration file.
+    Serve {
+        #[arg(long, env = "TETHER_PLATFORM_CONFIG")]
+        config: PathBuf,
+        /// Override `listen` (host:port).
+        #[arg(long, env = "TETHER_PLATFORM_LISTEN")]
+        listen: Option<String>,
+        /// Override `data_dir`.
+        #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Start a local platform with a generated certificate, administrator and demo app key.
+    Quickstart {
+        /// Data directory (default: <user data dir>/tether-platform).
+        #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+    },
     /// Manage users, app keys, things and interfaces in a data directory.
     Admin(platform::admin::AdminArgs),
 }
@@ -32,6 +56,115 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn config_error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("configuration error: {msg}");
+    EXIT_CONFIG
+}
+
+async fn serve(config: PathBuf, listen: Option<String>, data_dir: Option<PathBuf>) -> i32 {
+    let mut raw = match RawConfig::load(&config) {
+        Ok(raw) => raw,
+        Err(e) => return config_error(e),
+    };
+    if listen.is_some() {
+        raw.listen = listen;
+    }
+    if data_dir.is_some() {
+        raw.data_dir = data_dir;
+    }
+    let config = match raw.validate() {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
+    run(config, None).await
+}
+
+async fn quickstart(data_dir: Option<PathBuf>, port: u16) -> i32 {
+    let data_dir = data_dir.unwrap_or_else(platform::quickstart::default_data_dir);
+    let mut config = Config::with_data_dir(&data_dir);
+    config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    run(config, Some(data_dir)).await
+}
+
+async fn run(config: Config, quickstart_dir: Option<PathBuf>) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", config.listen);
+            return 1;
+        }
+    };
+    let shutdown = platform_shutdown_token();
+    let grace = config.shutdown_grace;
+    let prepared = match platform::prepare(config, shutdown.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if let Some(dir) = quickstart_dir {
+        match platform::quickstart::bootstrap(prepared.platform.store()).await {
+            Ok(b) => print_quickstart(&dir, &listener, &prepared, &b),
+            Err(e) => {
+                eprintln!("error: quickstart bootstrap failed: {e}");
+                return 1;
+            }
+        }
+    }
+    tracing::debug!(?grace, "serving");
+    match prepared.serve(listener).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn platform_shutdown_token() -> net::CancellationToken {
+    let token = net::CancellationToken::new();
+    let _signals = net::shutdown::cancel_on_signal(token.clone());
+    token
+}
+
+fn print_quickstart(
+    dir: &std::path::Path,
+    listener: &tokio::net::TcpListener,
+    prepared: &platform::Prepared,
+    b: &platform::quickstart::Bootstrap,
+) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!("Tether platform quickstart");
+    println!("  URL:                 https://{addr}/");
+    println!("  AlwaysOn endpoint:   wss://{addr}/Thingworx/WS");
+    println!("  data directory:      {}", dir.display());
+    println!("  certificate SHA-256: {}", prepared.identity.fingerprint);
+    println!("  administrator:       {}", b.admin_user);
+    match (&b.admin_password, &b.app_key) {
+        (Some(password), Some(key)) => {
+            println!("  password:            {}", password.expose());
+            println!("  demo edge app key:   {}   (may bind Demo*)", key.expose());
+            println!(
+                "  demo thing:          {}",
+                platform::quickstart::DEMO_THING
+            );
+            println!("These secrets are shown once; only their hashes are stored.");
+        }
+        _ => {
+            println!("  password and demo app key: printed at first run (not stored in clear).");
+            println!(
+                "  Create new ones with `tether-platform admin --data-dir {} …`.",
+                dir.display()
+            );
+        }
+    }
+    println!("Press Ctrl-C to stop.");
 }
 
 fn main() {
@@ -46,6 +179,12 @@ fn main() {
     };
     let code = runtime.block_on(async {
         match cli.command {
+            Command::Serve {
+                config,
+                listen,
+                data_dir,
+            } => serve(config, listen, data_dir).await,
+            Command::Quickstart { data_dir, port } => quickstart(data_dir, port).await,
             Command::Admin(args) => match platform::admin::run(args).await {
                 Ok(out) => {
                     if !out.is_empty() {
