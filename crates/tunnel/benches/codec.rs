@@ -32,6 +32,9 @@ fn codec(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
+    g.bench_function("to_bytes DATA 64 KiB (aligned copy)", |b| {
+        b.iter(|| black_box(&data).to_bytes())
+    });
     g.bench_function("baseline: copy 64 KiB into a BytesMut", |b| {
         let mut buf = BytesMut::with_capacity(2 * encoded.len());
         b.iter(|| {
@@ -75,7 +78,6 @@ fn transfer(streams: usize, total: usize) {
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
     let mut left = vec![total / streams; streams];
     let mut received = 0usize;
-    let mut buf = BytesMut::with_capacity(128 * 1024);
     loop {
         for (i, id) in ids.iter().enumerate() {
             let n = left[i].min(c.send_capacity(*id)).min(chunk.len());
@@ -89,9 +91,7 @@ fn transfer(streams: usize, total: usize) {
         }
         let mut moved = 0;
         while let Some(f) = c.poll_transmit() {
-            buf.clear();
-            f.encode(&mut buf);
-            s.handle_message(now, buf.split().freeze());
+            s.handle_message(now, f.to_bytes());
             moved += 1;
         }
         while let Some(e) = s.poll_event() {
@@ -105,9 +105,7 @@ fn transfer(streams: usize, total: usize) {
             }
         }
         while let Some(f) = s.poll_transmit() {
-            buf.clear();
-            f.encode(&mut buf);
-            c.handle_message(now, buf.split().freeze());
+            c.handle_message(now, f.to_bytes());
             moved += 1;
         }
         while c.poll_event().is_some() {}

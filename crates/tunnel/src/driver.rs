@@ -39,8 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
@@ -123,6 +123,15 @@ pub async fn tcp_connect(addr: SocketAddr) -> Result<TcpStream, Refusal> {
             format!("cannot connect to {addr}: {e}"),
         )),
     }
+}
+
+/// WebSocket settings for a tunnel socket: messages and frames capped at
+/// one frame of [`crate::HARD_MAX_PAYLOAD`] plus its header.
+pub fn websocket_config() -> WebSocketConfig {
+    let max = crate::HEADER_LEN + crate::HARD_MAX_PAYLOAD as usize;
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 /// Driver settings.

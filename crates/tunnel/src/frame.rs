@@ -35,6 +35,9 @@ pub const HARD_MAX_PAYLOAD: u32 = 1024 * 1024;
 /// The longest OPEN label or RESET/CLOSE reason, in bytes.
 pub const MAX_TEXT_LEN: usize = 512;
 
+/// DATA payloads from this size on get an aligned copy in `to_bytes`.
+const ALIGN_THRESHOLD: usize = 4096;
+
 /// Capability bit 0: session resume (reserved, not implemented).
 pub const CAP_RESUME: u32 = 1 << 0;
 /// Capability bit 1: QUIC transport (reserved, not implemented).
@@ -322,8 +325,25 @@ impl Frame {
     }
 
     /// Encode into a fresh buffer (one WebSocket message).
+    ///
+    /// For a large DATA payload the buffer start is chosen so the payload's
+    /// copy has the same alignment modulo 64 as its source: on some CPUs
+    /// (measured on AMD EPYC) `memcpy` is several times slower when source
+    /// and destination are misaligned relative to each other, and the 5-byte
+    /// header would make them so. Costs at most 63 bytes.
     pub fn to_bytes(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.encoded_len());
+        let mut b = match self {
+            Frame::Data { payload, .. } if payload.len() >= ALIGN_THRESHOLD => {
+                let mut b = BytesMut::with_capacity(self.encoded_len() + 63);
+                let want = payload.as_ptr() as usize;
+                let have = b.as_ptr() as usize + HEADER_LEN;
+                let pad = want.wrapping_sub(have) % 64;
+                b.put_bytes(0, pad);
+                b.advance(pad);
+                b
+            }
+            _ => BytesMut::with_capacity(self.encoded_len()),
+        };
         self.encode(&mut b);
         b.freeze()
     }

@@ -34,13 +34,19 @@ async fn ws_pair() -> (WebSocketStream<TcpStream>, WebSocketStream<TcpStream>) {
     let server = tokio::spawn(async move {
         let (s, _) = l.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
-        tokio_tungstenite::accept_async(s).await.unwrap()
+        tokio_tungstenite::accept_async_with_config(s, Some(tunnel::driver::websocket_config()))
+            .await
+            .unwrap()
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    let (client, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
-        .await
-        .unwrap();
+    let (client, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(tunnel::driver::websocket_config()),
+    )
+    .await
+    .unwrap();
     (server.await.unwrap(), client)
 }
 
