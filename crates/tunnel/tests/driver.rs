@@ -326,3 +326,47 @@ async fn close_ends_both_sides_with_code_and_reason() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_connects_time_out_and_shutdown_sends_going_away() {
+    let (server_ws, client_ws) = ws_pair().await;
+    // A connector that never finishes: the deadline must turn it into RESET.
+    let options = SessionOptions {
+        connector: Some(Connector::new(|_label: String| {
+            std::future::pending::<Result<TcpStream, Refusal>>()
+        })),
+        connect_timeout: Duration::from_millis(200),
+        ..SessionOptions::default()
+    };
+    let server_mux = Mux::new(Config::new(Role::Server), std::time::Instant::now()).unwrap();
+    let server = tokio::spawn(run_session(
+        server_ws,
+        server_mux,
+        options,
+        CancellationToken::new(),
+    ));
+    let client_mux = Mux::new(Config::new(Role::Client), std::time::Instant::now()).unwrap();
+    let session = Session::new(client_mux, SessionOptions::default());
+    let handle = session.handle();
+    let shutdown = CancellationToken::new();
+    let client = tokio::spawn(session.run(client_ws, shutdown.clone()));
+    within(async {
+        let (a, _b) = tokio::io::duplex(1024);
+        match handle.pipe(a, "slow").await {
+            Err(StreamError::Reset { code, reason }) => {
+                assert_eq!(code, reset::UNREACHABLE);
+                assert_eq!(reason, "connect timed out");
+            }
+            other => panic!("expected a reset, got {other:?}"),
+        }
+        shutdown.cancel();
+        let c = client.await.unwrap();
+        assert_eq!(c.code, Some(close::GOING_AWAY));
+        assert_eq!(c.initiator, Some(Initiator::Local));
+        let s = server.await.unwrap();
+        assert_eq!(s.code, Some(close::GOING_AWAY));
+        assert_eq!(s.reason, "shutting down");
+        assert!(handle.status().borrow().closed);
+    })
+    .await;
+}
