@@ -216,7 +216,7 @@ fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.query().is_some() {
-                u.set_query(Some("…"));
+                u.set_query(Some("redacted"));
             }
             let _ = u.set_password(None);
             let _ = u.set_username("");

@@ -219,6 +219,60 @@ impl Trust {
 /// A client configuration for `trust`, offering the given ALPN protocols
 /// (`&[ALPN_HTTP1]` for websockets). No client certificate.
 pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_with_identity(trust, alpn, None)
+}
+
+/// A client certificate chain and key, presented to servers that ask for
+/// one (mutual TLS). `Debug` does not print the key.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// Certificate chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's private key.
+    pub key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl ClientIdentity {
+    /// From PEM texts.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        Ok(ClientIdentity {
+            chain: certs_from_pem(cert_pem, "client certificate PEM")?,
+            key: Arc::new(key_from_pem(key_pem, "client key PEM")?),
+        })
+    }
+
+    /// From PEM files (blocking: call at startup or in `spawn_blocking`).
+    pub fn from_files(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        Ok(ClientIdentity {
+            chain: certs_from_pem(
+                &read_pem_file(cert_path, "client certificate")?,
+                &cert_path.display().to_string(),
+            )?,
+            key: Arc::new(key_from_pem(
+                &read_pem_file(key_path, "client key")?,
+                &key_path.display().to_string(),
+            )?),
+        })
+    }
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let leaf = self.chain.first().map(|c| Fingerprint::of(c));
+        f.debug_struct("ClientIdentity")
+            .field("leaf_sha256", &leaf)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+/// [`client_config`] that also presents `identity` when the server asks for
+/// a client certificate.
+pub fn client_config_with_identity(
+    trust: &Trust,
+    alpn: &[&[u8]],
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -226,7 +280,7 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
             context: "choosing TLS versions",
             source,
         })?;
-    let mut config = match trust {
+    let builder = match trust {
         Trust::WebPki { extra_roots_pem } => {
             let mut roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -240,7 +294,7 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
                     })?;
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         }
         Trust::Pinned(pins) => {
             if pins.is_empty() {
@@ -252,15 +306,22 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
                     pins.clone(),
                     provider,
                 )))
-                .with_no_client_auth()
         }
         Trust::InsecureAllowSelfSigned => {
             tracing::warn!("TLS certificate validation disabled (allow_self_signed)");
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verify::AnyCertVerifier::new(provider)))
-                .with_no_client_auth()
         }
+    };
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|source| TlsError::Rustls {
+                context: "client certificate and key do not form a usable pair",
+                source,
+            })?,
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
