@@ -165,7 +165,10 @@ fn attach(
             return e.into_response();
         }
     };
-    let max = tunnel::HEADER_LEN + b.config().max_payload as usize;
+    // The socket takes messages up to the protocol's hard limit so that a
+    // frame above the session's `max_payload` gets a clear CLOSE (protocol
+    // error) from the relay rather than a bare read error.
+    let max = tunnel::HEADER_LEN + tunnel::HARD_MAX_PAYLOAD as usize;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)

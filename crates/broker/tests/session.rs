@@ -639,3 +639,93 @@ async fn silent_edge_is_noticed() {
     assert!(began.elapsed() < Duration::from_secs(2));
     drop(s);
 }
+
+#[tokio::test]
+async fn oversized_frame_gets_a_clear_close() {
+    let mut h = spawn(echo_server().await, |c| c.max_payload = 2048).await;
+    let (id, mut c, mut s) = raw_pair(&mut h).await;
+    let sid = StreamId::new(1).unwrap();
+    let open = Frame::Open {
+        stream: sid,
+        label: String::new(),
+    };
+    c.send(Message::Binary(open.to_bytes())).await.unwrap();
+    let big = Frame::Data {
+        stream: sid,
+        payload: Bytes::from(vec![1u8; 4096]),
+    };
+    c.send(Message::Binary(big.to_bytes())).await.unwrap();
+    let (code, reason) = read_until_close(&mut c).await;
+    assert_eq!(code, close::PROTOCOL_ERROR);
+    assert!(reason.contains("exceeds max_payload 2048"), "{reason}");
+    assert_eq!(read_until_close(&mut s).await.0, close::PROTOCOL_ERROR);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.bytes_client_to_server, 0);
+}
+
+#[tokio::test]
+async fn max_duration_ends_an_active_session() {
+    let mut h = spawn(echo_server().await, |c| {
+        c.max_duration = Duration::from_millis(500)
+    })
+    .await;
+    let (id, mut c, mut s) = raw_pair(&mut h).await;
+    assert_eq!(read_until_close(&mut c).await.0, close::MAX_DURATION);
+    assert_eq!(read_until_close(&mut s).await.0, close::MAX_DURATION);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.reason, "max_duration");
+    assert!(rec.started.is_some());
+}
+
+#[tokio::test]
+async fn admin_sees_all_and_ends_any_session() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let (id, mut c, _s) = raw_pair(&mut h).await;
+    let list = |user: &'static str| {
+        let http = h.http.clone();
+        let url = format!("{}/api/v1/sessions", h.base);
+        async move {
+            let r = http
+                .get(url)
+                .header("cookie", format!("session={user}"))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Vec<serde_json::Value>>().await.unwrap()
+        }
+    };
+    assert_eq!(list("alice").await.len(), 1);
+    assert_eq!(list("bob").await.len(), 0);
+    assert_eq!(list("root").await.len(), 1);
+    // Bob may not end Alice's session; root may.
+    assert_eq!(h.delete_session(&id, "bob").await.status(), 404);
+    let r = h.delete_session(&id, "root").await;
+    assert_eq!(r.status(), 200);
+    let (code, reason) = read_until_close(&mut c).await;
+    assert_eq!(code, close::ENDED);
+    assert!(reason.contains("administrator root"), "{reason}");
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.reason, "ended_by_admin");
+    assert_eq!(rec.user, "alice");
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_session() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let (id, mut c, mut s) = raw_pair(&mut h).await;
+    let pending = h.create_cli().await.unwrap();
+    h.shutdown.cancel();
+    assert_eq!(read_until_close(&mut c).await.0, close::GOING_AWAY);
+    assert_eq!(read_until_close(&mut s).await.0, close::GOING_AWAY);
+    let tracker = h.broker.tracker();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .expect("broker tasks did not finish");
+    let rec = h.audit.wait_for(&id, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(rec.reason, "shutdown");
+    let pid = pending["id"].as_str().unwrap();
+    let rec = h.audit.wait_for(pid, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(rec.reason, "shutdown");
+    assert_eq!(h.edge.completed().len(), 2);
+}
