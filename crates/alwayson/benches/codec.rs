@@ -77,11 +77,25 @@ fn big_table() -> Message {
     Message::response(&req, Code::SUCCESS, Some(t))
 }
 
+/// A file-transfer-sized write: one 8 KiB BLOB parameter (per-byte cost, few items).
+fn blob_8k() -> Message {
+    let params = InfoTable::single_row([("data", Primitive::Blob(vec![0x5A; 8192]))]);
+    let body = RequestBody::new(
+        EntityType::SUBSYSTEM,
+        "FileTransferSubsystem",
+        Characteristic::SERVICES,
+        "WriteBlock",
+    )
+    .with_params(params);
+    Message::request(Code::POST, 11, 0x5EED, body)
+}
+
 fn bench(c: &mut Criterion) {
     let limits = Limits::default();
     for (name, msg) in [
         ("property_update", property_update()),
         ("infotable_100x10", big_table()),
+        ("blob_8k", blob_8k()),
     ] {
         let bytes = msg.to_bytes().expect("encodes");
         let mut g = c.benchmark_group(name);

@@ -1,6 +1,6 @@
 //! Message bodies (§2.4): request, response, AUTH, BIND/UNBIND.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::basetype::BaseType;
 use crate::code::{Characteristic, EntityType};
@@ -53,7 +53,7 @@ impl RequestBody {
         self
     }
 
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.put_u8(self.entity_type.0);
         put_str(out, &self.entity_name)?;
         out.put_u8(self.characteristic.0);
@@ -100,7 +100,7 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match &self.reason {
             Some(reason) => {
                 out.put_u8(1);
@@ -121,11 +121,11 @@ impl ResponseBody {
     }
 }
 
-fn put_content(out: &mut BytesMut, t: Option<&InfoTable>) -> Result<(), EncodeError> {
+fn put_content(out: &mut Vec<u8>, t: Option<&InfoTable>) -> Result<(), EncodeError> {
     match t {
         Some(t) => {
             out.put_u8(INFOTABLE);
-            t.encode(out)
+            t.encode_vec(out)
         }
         None => {
             out.put_u8(NOTHING);
@@ -173,7 +173,7 @@ impl AuthBody {
         Some((user, pass))
     }
 
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.put_u8(count_u8(self.claims.len(), "auth claims")?);
         for (k, v) in &self.claims {
             put_str(out, k)?;
@@ -213,7 +213,7 @@ pub struct BindBody {
 }
 
 impl BindBody {
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match &self.gateway {
             Some(g) => {
                 out.put_u8(1);
@@ -270,7 +270,7 @@ mod tests {
     fn request_headers_parse() {
         let mut b = RequestBody::new(EntityType::THING, "T", Characteristic::SERVICES, "S");
         b.headers.push(("h".into(), "v".into()));
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         b.encode(&mut out).unwrap();
         let got = RequestBody::read(&mut Reader::new(&out), &Limits::default()).unwrap();
         assert_eq!(got, b);

@@ -97,8 +97,16 @@ impl InfoTable {
         self.get(0, field)
     }
 
-    /// Writes the binary form.
+    /// Appends the binary form.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let mut v = Vec::with_capacity(256);
+        self.encode_vec(&mut v)?;
+        out.extend_from_slice(&v);
+        Ok(())
+    }
+
+    /// Appends the binary form to a `Vec` (the fast path: no intermediate buffer).
+    pub fn encode_vec(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         for f in &self.shape.fields {
             out.put_u8(1);
             put_str(out, &f.name)?;
@@ -107,7 +115,7 @@ impl InfoTable {
             out.put_u16(count_u16(f.aspects.len(), "aspects")?);
             for (name, value) in &f.aspects {
                 put_str(out, name)?;
-                value.encode(out)?;
+                value.encode_vec(out)?;
             }
         }
         out.put_u8(0);
@@ -115,7 +123,7 @@ impl InfoTable {
             out.put_u8(1);
             out.put_u16(count_u16(row.len(), "row cells")?);
             for cell in row {
-                cell.encode(out)?;
+                cell.encode_vec(out)?;
             }
         }
         out.put_u8(0);

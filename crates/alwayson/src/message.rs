@@ -70,7 +70,7 @@ impl Header {
         ))
     }
 
-    pub(crate) fn encode(&self, out: &mut BytesMut, multipart: bool) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, multipart: bool) {
         out.put_u8(VERSION);
         out.put_u8(self.code.0);
         out.put_u32(self.request_id);
@@ -144,18 +144,26 @@ impl Message {
 
     /// Appends the message as one non-multipart frame. See [`crate::split`] for chunking.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let mut v = Vec::with_capacity(256);
+        self.encode_vec(&mut v)?;
+        out.extend_from_slice(&v);
+        Ok(())
+    }
+
+    /// Appends the message as one frame to a `Vec` (the fast path: no intermediate buffer).
+    pub fn encode_vec(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.header.encode(out, false);
         self.encode_body(out)
     }
 
     /// The message as one frame.
     pub fn to_bytes(&self) -> Result<Bytes, EncodeError> {
-        let mut out = BytesMut::with_capacity(64);
-        self.encode(&mut out)?;
-        Ok(out.freeze())
+        let mut out = Vec::with_capacity(256);
+        self.encode_vec(&mut out)?;
+        Ok(Bytes::from(out))
     }
 
-    pub(crate) fn encode_body(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match &self.body {
             Body::Request(b) => b.encode(out),
             Body::Response(b) => b.encode(out),

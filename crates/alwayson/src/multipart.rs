@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::Limits;
@@ -36,13 +36,13 @@ pub struct ChunkHeader {
 /// else as chunks of at most `chunk_size` bytes each (ceil division, so no empty last chunk).
 /// Request chunks each carry the entity prefix; the rest of the body is cut into equal slices.
 pub fn split(msg: &Message, chunk_size: usize) -> Result<Vec<Bytes>, EncodeError> {
-    let mut body = BytesMut::new();
+    let mut body = Vec::with_capacity(256);
     msg.encode_body(&mut body)?;
     if body.len() + CHUNK_OVERHEAD <= chunk_size {
-        let mut out = BytesMut::with_capacity(HEADER_LEN + body.len());
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
         msg.header.encode(&mut out, false);
         out.put_slice(&body);
-        return Ok(vec![out.freeze()]);
+        return Ok(vec![Bytes::from(out)]);
     }
     let size_field =
         u16::try_from(chunk_size).map_err(|_| EncodeError::BadChunkSize(chunk_size))?;
@@ -63,14 +63,14 @@ pub fn split(msg: &Message, chunk_size: usize) -> Result<Vec<Bytes>, EncodeError
     })?;
     let mut frames = Vec::with_capacity(count);
     for (i, slice) in data.chunks(effective).enumerate() {
-        let mut out = BytesMut::with_capacity(CHUNK_OVERHEAD + prefix_len + slice.len());
+        let mut out = Vec::with_capacity(CHUNK_OVERHEAD + prefix_len + slice.len());
         msg.header.encode(&mut out, true);
         out.put_u16(i as u16 + 1);
         out.put_u16(count16);
         out.put_u16(size_field);
         out.put_slice(prefix);
         out.put_slice(slice);
-        frames.push(out.freeze());
+        frames.push(Bytes::from(out));
     }
     Ok(frames)
 }

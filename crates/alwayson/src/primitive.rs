@@ -154,28 +154,36 @@ impl Primitive {
         }
     }
 
-    /// Writes type byte and value.
+    /// Appends type byte and value.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let mut v = Vec::with_capacity(16);
+        self.encode_vec(&mut v)?;
+        out.extend_from_slice(&v);
+        Ok(())
+    }
+
+    /// Appends type byte and value to a `Vec`.
+    pub fn encode_vec(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.put_u8(self.base_type().code());
         self.encode_value(out)
     }
 
     /// Writes the value alone (no type byte).
-    pub(crate) fn encode_value(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode_value(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
             Primitive::Nothing => {}
             Primitive::String(s) | Primitive::Text(_, s) => put_str(out, s)?,
             Primitive::Number(n) => out.put_f64(*n),
             Primitive::Boolean(b) => out.put_u8(u8::from(*b)),
             Primitive::DateTime(ms) | Primitive::Long(ms) => out.put_i64(*ms),
-            Primitive::InfoTable(t) => t.encode(out)?,
+            Primitive::InfoTable(t) => t.encode_vec(out)?,
             Primitive::Location(l) => {
                 out.put_f64(l.longitude);
                 out.put_f64(l.latitude);
                 out.put_f64(l.elevation);
             }
             Primitive::Image(b) | Primitive::Blob(b) => put_blob(out, b)?,
-            Primitive::Variant(v) => v.encode(out)?,
+            Primitive::Variant(v) => v.encode_vec(out)?,
             Primitive::Integer(i) => out.put_i32(*i),
         }
         Ok(())
@@ -194,15 +202,27 @@ impl Primitive {
         }
     }
 
+    /// Reads type byte and value. The common scalar types are decoded inline (this is the
+    /// per-cell hot path); the rest go through `read_value`.
+    #[inline]
     pub(crate) fn read(
         r: &mut Reader<'_>,
         limits: &Limits,
         depth: usize,
     ) -> Result<Primitive, DecodeError> {
-        let t = BaseType::from_code(r.u8("value type")?)?;
-        Self::read_value(t, r, limits, depth)
+        Ok(match r.u8("value type")? {
+            0 => Primitive::String(r.string(limits.max_string, "string value")?),
+            1 => Primitive::Number(r.f64("NUMBER")?),
+            2 => Primitive::Boolean(r.u8("BOOLEAN")? != 0),
+            3 => Primitive::DateTime(r.i64("DATETIME")?),
+            22 => Primitive::Integer(r.u32("INTEGER")? as i32),
+            23 => Primitive::Long(r.i64("LONG")?),
+            0xFF => Primitive::Nothing,
+            code => Self::read_value(BaseType::from_code(code)?, r, limits, depth)?,
+        })
     }
 
+    #[inline(never)]
     pub(crate) fn read_value(
         t: BaseType,
         r: &mut Reader<'_>,

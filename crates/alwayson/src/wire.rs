@@ -1,6 +1,6 @@
 //! Byte-level reading and writing: big-endian integers and the AlwaysOn string (§2.3).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, EncodeError};
 
@@ -11,22 +11,27 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     pub(crate) fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated(what));
@@ -36,6 +41,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let s = self.bytes(N, what)?;
         let mut a = [0u8; N];
@@ -43,6 +49,7 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         match self.buf.get(self.pos) {
             Some(&b) => {
@@ -53,23 +60,28 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub(crate) fn f64(&mut self, what: &'static str) -> Result<f64, DecodeError> {
         Ok(f64::from_be_bytes(self.array(what)?))
     }
 
     /// Raw string bytes: 1-byte length below 128, else 4-byte BE length with bit 31 set.
+    #[inline]
     pub(crate) fn str_bytes(
         &mut self,
         max: usize,
@@ -89,6 +101,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string (§2.3), UTF-8 checked, at most `max` bytes.
+    #[inline]
     pub(crate) fn string(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
         let raw = self.str_bytes(max, what)?;
         match std::str::from_utf8(raw) {
@@ -98,6 +111,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A u32 BE length (no marker bit) followed by raw bytes: BLOB and IMAGE.
+    #[inline]
     pub(crate) fn blob(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, DecodeError> {
         let len = self.u32(what)? as usize;
         if len > max {
@@ -111,11 +125,13 @@ impl<'a> Reader<'a> {
 const MAX_WIRE_STRING: usize = 0x7FFF_FFFF;
 
 /// Writes the length prefix and the bytes of a string.
-pub(crate) fn put_str(out: &mut BytesMut, s: &str) -> Result<(), EncodeError> {
+#[inline]
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
     put_str_bytes(out, s.as_bytes())
 }
 
-pub(crate) fn put_str_bytes(out: &mut BytesMut, b: &[u8]) -> Result<(), EncodeError> {
+#[inline]
+pub(crate) fn put_str_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> {
     let len = b.len();
     if len < 128 {
         out.reserve(1 + len);
@@ -135,7 +151,7 @@ pub(crate) fn put_str_bytes(out: &mut BytesMut, b: &[u8]) -> Result<(), EncodeEr
 }
 
 /// Writes a u32 length without marker bit and the bytes (BLOB, IMAGE).
-pub(crate) fn put_blob(out: &mut BytesMut, b: &[u8]) -> Result<(), EncodeError> {
+pub(crate) fn put_blob(out: &mut Vec<u8>, b: &[u8]) -> Result<(), EncodeError> {
     let len = u32::try_from(b.len()).map_err(|_| EncodeError::TooMany {
         what: "blob length",
         len: b.len(),
@@ -171,17 +187,17 @@ mod tests {
 
     #[test]
     fn short_and_long_strings() {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         put_str(&mut out, "Hello World").unwrap();
         assert_eq!(&out[..], b"\x0bHello World");
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         put_str(&mut out, &"x".repeat(127)).unwrap();
         assert_eq!(out[0], 127);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         put_str(&mut out, &"x".repeat(128)).unwrap();
         assert_eq!(&out[..4], &[0x80, 0, 0, 128]);
         let long = "x".repeat(200);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         put_str(&mut out, &long).unwrap();
         assert_eq!(&out[..4], &[0x80, 0, 0, 200]);
         let mut r = Reader::new(&out);
