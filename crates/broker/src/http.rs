@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,9 @@ use crate::broker::{Broker, CreateSession};
 use crate::error::BrokerError;
 use crate::session::Side;
 use crate::token::MAX_TOKEN_LEN;
+
+/// Largest request body accepted by the session API.
+pub const MAX_BODY: usize = 16 * 1024;
 
 /// The WebSocket subprotocol of the native tunnel.
 pub const SUBPROTOCOL: &str = "tether-tunnel.v1";
@@ -33,6 +36,7 @@ where
         .route("/api/v1/sessions/{id}/client-token", post(trade))
         .route("/remote-access/v1/sessions/{id}/server", get(attach_server))
         .route("/remote-access/v1/sessions/{id}/client", get(attach_client))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(broker)
 }
 

@@ -729,3 +729,59 @@ async fn shutdown_ends_every_session() {
     assert_eq!(rec.reason, "shutdown");
     assert_eq!(h.edge.completed().len(), 2);
 }
+
+/// The RAC attaches and a connection starts before the edge arrives: the
+/// broker holds the stream until the edge attaches, then bytes flow. When
+/// the edge leaves, the RAC is told why and exits with EXIT_ENDED.
+#[tokio::test]
+async fn client_first_then_edge_then_edge_leaves() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let start = h.next_start().await;
+    let joined = rac::Joined {
+        session: id.clone(),
+        client_url: created["client_url"].as_str().unwrap().to_owned(),
+        client_token: created["client_token"].as_str().unwrap().to_owned(),
+    };
+    let tls = rac::tls_config(&net::Trust::default()).unwrap();
+    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let mut s = TcpStream::connect(local).await.unwrap();
+    let echo = {
+        let data = b"typed before the device was there".to_vec();
+        tokio::spawn(async move {
+            let back = echo_round(&mut s, &data).await.unwrap();
+            assert_eq!(back, data);
+            s
+        })
+    };
+    // The session is half-attached while the stream waits.
+    let half = eventually(Duration::from_secs(5), || async {
+        let v: serde_json::Value = h.get_session(&id, "alice").await.json().await.ok()?;
+        (v["state"] == "half").then_some(v)
+    })
+    .await
+    .unwrap();
+    assert_eq!(half["client_attached"], true);
+    let edge = spawn_edge(start, Duration::from_secs(15));
+    let _s = tokio::time::timeout(Duration::from_secs(5), echo)
+        .await
+        .unwrap()
+        .unwrap();
+    // The edge process dies: its socket drops without a CLOSE.
+    edge.abort();
+    let end = tokio::time::timeout(Duration::from_secs(5), client)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.code, Some(close::PEER_LEFT), "{}", end.message());
+    assert!(end.reason.contains("server side left"), "{}", end.reason);
+    assert_eq!(end.exit_code(), rac::EXIT_ENDED);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.reason, "server_left");
+}
