@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::Limits;
-use crate::message::{Body, HEADER_LEN, Header, MULTIPART_HEADER_LEN, Message};
+use crate::message::{HEADER_LEN, Header, MULTIPART_HEADER_LEN, Message};
 use crate::wire::Reader;
 
 const CHUNK_OVERHEAD: usize = HEADER_LEN + MULTIPART_HEADER_LEN;
@@ -46,9 +46,11 @@ pub fn split(msg: &Message, chunk_size: usize) -> Result<Vec<Bytes>, EncodeError
     }
     let size_field =
         u16::try_from(chunk_size).map_err(|_| EncodeError::BadChunkSize(chunk_size))?;
-    let prefix_len = match &msg.body {
-        Body::Request(_) => entity_prefix_len(&body),
-        _ => 0,
+    // The receiver decides by code, so the sender does too.
+    let prefix_len = if msg.header.code.is_request() {
+        entity_prefix_len(&body)
+    } else {
+        0
     };
     let (prefix, data) = body.split_at(prefix_len);
     let effective = chunk_size
