@@ -2,14 +2,15 @@
 
 use bytes::BufMut;
 
-use crate::basetype::BaseType;
 use crate::code::{Characteristic, EntityType};
 use crate::error::{DecodeError, EncodeError};
 use crate::infotable::InfoTable;
 use crate::limits::Limits;
 use crate::wire::{Reader, count_u8, count_u16, put_str};
 
+/// Content type byte for an InfoTable.
 const INFOTABLE: u8 = 0x05;
+/// Content type byte for "no content" (NOTHING, -1).
 const NOTHING: u8 = 0xFF;
 
 /// Body of GET/PUT/POST/DELETE.
@@ -134,11 +135,11 @@ fn put_content(out: &mut Vec<u8>, t: Option<&InfoTable>) -> Result<(), EncodeErr
     }
 }
 
-/// `0x05` + InfoTable, or anything else = no content (the C SDK ignores other types).
+/// `0x05` + InfoTable; `0xFF` (NOTHING) or any other type byte means no content, as in the
+/// C SDK, which ignores other content types.
 fn read_content(r: &mut Reader<'_>, limits: &Limits) -> Result<Option<InfoTable>, DecodeError> {
     match r.u8("content type")? {
         INFOTABLE => Ok(Some(InfoTable::read(r, limits, 0)?)),
-        t if t == BaseType::Nothing.code() => Ok(None),
         _ => Ok(None),
     }
 }
@@ -264,6 +265,16 @@ mod tests {
             claims: vec![("appkey".into(), "k".into())],
         };
         assert_eq!(k.app_key(), Some("k"));
+    }
+
+    #[test]
+    fn other_content_types_mean_no_content() {
+        let l = Limits::default();
+        let r = ResponseBody::read(&mut Reader::new(&[0, 0x00, 0x03, b'a']), &l).unwrap();
+        assert_eq!(r, ResponseBody::default());
+        let r = ResponseBody::read(&mut Reader::new(&[1, 2, b'h', b'i', 0xFF]), &l).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("hi"));
+        assert!(ResponseBody::read(&mut Reader::new(&[0]), &l).is_err());
     }
 
     #[test]

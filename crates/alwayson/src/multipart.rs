@@ -243,7 +243,6 @@ impl Reassembler {
     }
 }
 
-/// Reads the chunk header of a frame, `None` for a whole message.
 impl ChunkHeader {
     /// Parses the 21-byte chunk header; `Ok(None)` if the frame is not a chunk.
     pub fn peek(frame: &[u8]) -> Result<Option<ChunkHeader>, DecodeError> {
