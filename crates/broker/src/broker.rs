@@ -200,7 +200,7 @@ impl Broker {
             expires,
             created_at: now,
         });
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(cfg.initial_window, cfg.max_streams_per_session));
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (client_q, client_rx) = relay::queues(cfg.queue_messages);
         let (server_q, server_rx) = relay::queues(cfg.queue_messages);

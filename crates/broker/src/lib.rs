@@ -11,6 +11,7 @@
 //! - `relay`: per-side reader and writer (frame checks, flow-control
 //!   accounting, zero-copy forwarding).
 //! - `http`: the axum routes ([`router`]).
+//! - `streams`: the stream table (existence, FIN, per-direction credit).
 //! - `session`: [`Side`], [`State`], [`EndReason`], [`SessionView`].
 //! - `token`: 256-bit tokens, hashed, constant-time checks ([`Secret`]).
 //! - `metrics`: `tether_platform_tunnel_*` counters.
@@ -26,6 +27,7 @@ pub mod memory;
 mod metrics;
 mod relay;
 mod session;
+mod streams;
 mod token;
 
 pub use broker::{Broker, ClientToken, CreateSession, Created, MAX_NAME_LEN};

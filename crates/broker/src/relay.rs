@@ -21,11 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tunnel::{Frame, Hello, Kind, PROTOCOL_VERSION, peek_header};
 
 use crate::metrics::Metrics;
-use crate::session::{EndReason, Shared, Side, StreamState, lock};
+use crate::session::{EndReason, Shared, Side, lock};
+use crate::streams::{Route, Streams};
 
-/// Largest credit a stream may accumulate (a receiver granting more than
-/// this is broken).
-const MAX_CREDIT: u64 = u32::MAX as u64;
 /// Control frames queued towards one side (HELLO, PEER, PONG, RESET, CLOSE).
 pub(crate) const CTRL_QUEUE: usize = 16;
 /// A WebSocket close reason is at most 123 bytes.
@@ -264,12 +262,6 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, link: Link) {
     }
 }
 
-/// What the stream table says about a frame.
-enum Route {
-    Forward,
-    Drop,
-}
-
 impl Link {
     fn left(&self, detail: &str) -> EndReason {
         EndReason::SideLeft {
@@ -299,23 +291,12 @@ impl Link {
             return Err(self.protocol(&format!("first frame is {}, not HELLO", h.kind)));
         }
         let me = self.side.idx();
+        let (side, id) = (self.side, h.stream);
         let route = match h.kind {
             Kind::Data => {
                 let len = h.body_len as u64;
-                let route = self.on_stream(h.stream, |s| {
-                    if s.fin[me] {
-                        return Err(format!("DATA after FIN on stream {}", h.stream));
-                    }
-                    if len > s.credit[me] {
-                        return Err(format!(
-                            "DATA beyond the window on stream {} ({len} bytes, {} allowed)",
-                            h.stream, s.credit[me]
-                        ));
-                    }
-                    s.credit[me] -= len;
-                    Ok(false)
-                })?;
-                if let Route::Forward = route {
+                let route = self.streams(|t| t.data(side, id, len))?;
+                if route == Route::Forward {
                     self.shared.bytes[me].fetch_add(len, Ordering::Relaxed);
                     self.metrics.bytes[me].fetch_add(len, Ordering::Relaxed);
                     let now_ms =
@@ -326,43 +307,31 @@ impl Link {
                 }
                 route
             }
-            Kind::Window => {
-                let increment = match self.decode(msg.clone())? {
-                    Frame::Window { increment, .. } => u64::from(increment),
-                    _ => 0,
-                };
-                let peer = self.side.peer().idx();
-                self.on_stream(h.stream, |s| {
-                    s.credit[peer] += increment;
-                    if s.credit[peer] > MAX_CREDIT {
-                        return Err(format!("window overflow on stream {}", h.stream));
-                    }
-                    Ok(false)
-                })?
-            }
-            Kind::Open => return self.on_open(msg, h.stream).await,
-            Kind::OpenOk => {
-                if self.side == Side::Client {
-                    return Err(self.protocol("OPEN_OK from the client side"));
+            Kind::Window => match self.decode(msg.clone())? {
+                Frame::Window { increment, .. } => {
+                    self.streams(|t| t.window(side, id, increment))?
                 }
-                self.on_stream(h.stream, |s| {
-                    if s.open_ok {
-                        return Err(format!("second OPEN_OK on stream {}", h.stream));
+                _ => Route::Drop,
+            },
+            Kind::Open => {
+                self.decode(msg.clone())?;
+                match self.streams(|t| t.open(side, id))? {
+                    Route::Refuse => {
+                        self.refuse_open(id).await;
+                        Route::Drop
                     }
-                    s.open_ok = true;
-                    Ok(false)
-                })?
-            }
-            Kind::Fin => self.on_stream(h.stream, |s| {
-                if s.fin[me] {
-                    return Err(format!("second FIN on stream {}", h.stream));
+                    other => {
+                        self.shared.streams_opened.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.streams_opened.fetch_add(1, Ordering::Relaxed);
+                        other
+                    }
                 }
-                s.fin[me] = true;
-                Ok(s.fin[0] && s.fin[1])
-            })?,
+            }
+            Kind::OpenOk => self.streams(|t| t.open_ok(side, id))?,
+            Kind::Fin => self.streams(|t| t.fin(side, id))?,
             Kind::Reset => {
                 self.decode(msg.clone())?;
-                self.on_stream(h.stream, |_| Ok(true))?
+                self.streams(|t| t.reset(id))?
             }
             Kind::Hello => {
                 if *hello_seen {
@@ -405,7 +374,7 @@ impl Link {
         };
         match route {
             Route::Forward => self.forward(msg).await,
-            Route::Drop => Ok(()),
+            Route::Drop | Route::Refuse => Ok(()),
         }
     }
 
@@ -414,84 +383,28 @@ impl Link {
             .map_err(|e| self.protocol(&e.to_string()))
     }
 
-    /// Apply `f` to a live stream; `f` returns whether the stream is now
-    /// closed. Frames for streams that were closed already are dropped (a
-    /// side may still be sending when the other resets); frames for streams
-    /// never opened end the session.
-    fn on_stream(
+    /// Run a stream-table check under the lock; a violation ends the session.
+    fn streams(
         &self,
-        id: u32,
-        f: impl FnOnce(&mut StreamState) -> Result<bool, String>,
+        f: impl FnOnce(&mut Streams) -> Result<Route, crate::streams::Violation>,
     ) -> Result<Route, EndReason> {
-        let mut streams = lock(&self.shared.streams);
-        let highest = streams.highest;
-        match streams.live.get_mut(&id) {
-            Some(s) => match f(s) {
-                Ok(closed) => {
-                    if closed {
-                        streams.live.remove(&id);
-                    }
-                    Ok(Route::Forward)
-                }
-                Err(detail) => {
-                    drop(streams);
-                    Err(self.protocol(&detail))
-                }
-            },
-            None if id % 2 == 1 && id <= highest => Ok(Route::Drop),
-            None => {
-                drop(streams);
-                Err(self.protocol(&format!("frame for stream {id}, which does not exist")))
-            }
-        }
+        let r = f(&mut lock(&self.shared.streams));
+        r.map_err(|v| self.protocol(&v))
     }
 
-    async fn on_open(&self, msg: Bytes, id: u32) -> Result<(), EndReason> {
-        if self.side == Side::Server {
-            return Err(self.protocol("only the client side opens streams"));
+    /// Answer an OPEN over the stream limit with RESET (busy).
+    async fn refuse_open(&self, id: u32) {
+        if let Some(stream) = tunnel::StreamId::new(id) {
+            let reset = Frame::Reset {
+                stream,
+                code: tunnel::reset::BUSY,
+                reason: format!(
+                    "too many streams in this session (limit {})",
+                    self.limits.max_streams
+                ),
+            };
+            let _ = self.own.ctrl.send(Out::Frame(reset.to_bytes())).await;
         }
-        self.decode(msg.clone())?;
-        let refused = {
-            let mut streams = lock(&self.shared.streams);
-            if id % 2 == 0 || id <= streams.highest {
-                drop(streams);
-                return Err(self.protocol(&format!(
-                    "OPEN of stream {id}: client stream ids are odd and increasing"
-                )));
-            }
-            streams.highest = id;
-            if streams.live.len() >= self.limits.max_streams {
-                true
-            } else {
-                let window = u64::from(self.limits.window);
-                streams.live.insert(
-                    id,
-                    StreamState {
-                        credit: [window, window],
-                        fin: [false, false],
-                        open_ok: false,
-                    },
-                );
-                false
-            }
-        };
-        if refused {
-            if let Some(stream) = tunnel::StreamId::new(id) {
-                let reset = Frame::Reset {
-                    stream,
-                    code: tunnel::reset::BUSY,
-                    reason: format!(
-                        "too many streams in this session (limit {})",
-                        self.limits.max_streams
-                    ),
-                };
-                let _ = self.own.ctrl.send(Out::Frame(reset.to_bytes())).await;
-            }
-            return Ok(());
-        }
-        self.shared.streams_opened.fetch_add(1, Ordering::Relaxed);
-        self.metrics.streams_opened.fetch_add(1, Ordering::Relaxed);
-        self.forward(msg).await
     }
 
     /// Queue `msg` for the peer, waiting while its queue is full (this is

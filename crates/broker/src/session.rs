@@ -1,7 +1,6 @@
 //! Session vocabulary: sides, states, end reasons, the public view, and the
 //! state shared between a session's actor and its relay tasks.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -213,30 +212,11 @@ pub(crate) struct Status {
     pub ended: Option<(DateTime<Utc>, EndReason)>,
 }
 
-/// One stream as the broker tracks it.
-#[derive(Debug)]
-pub(crate) struct StreamState {
-    /// Bytes each side may still send (index: [`Side::idx`]).
-    pub credit: [u64; 2],
-    /// Each side sent FIN.
-    pub fin: [bool; 2],
-    /// The server side answered OPEN_OK.
-    pub open_ok: bool,
-}
-
-/// The streams of a session.
-#[derive(Debug, Default)]
-pub(crate) struct Streams {
-    pub live: HashMap<u32, StreamState>,
-    /// Highest stream id the client opened (ids only increase).
-    pub highest: u32,
-}
-
 /// State shared by a session's actor and relay tasks.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub status: Mutex<Status>,
-    pub streams: Mutex<Streams>,
+    pub streams: Mutex<crate::streams::Streams>,
     /// DATA payload bytes sent by each side (index: [`Side::idx`]).
     pub bytes: [AtomicU64; 2],
     pub streams_opened: AtomicU64,
@@ -248,7 +228,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(window: u32, max_streams: usize) -> Self {
         Self {
             status: Mutex::new(Status {
                 state: State::Pending,
@@ -256,7 +236,7 @@ impl Shared {
                 started: None,
                 ended: None,
             }),
-            streams: Mutex::new(Streams::default()),
+            streams: Mutex::new(crate::streams::Streams::new(window, max_streams)),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             streams_opened: AtomicU64::new(0),
             last_data_ms: AtomicU64::new(0),
@@ -270,7 +250,7 @@ impl Shared {
             let s = lock(&self.status);
             (s.state, s.attached, s.started, s.ended.clone())
         };
-        let streams_open = lock(&self.streams).live.len();
+        let streams_open = lock(&self.streams).open_count();
         SessionView {
             id: info.id.clone(),
             user: info.user.clone(),
