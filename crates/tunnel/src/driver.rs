@@ -20,7 +20,7 @@
 //!
 //! Flow control end to end: a pipe reads from its socket only as many bytes
 //! as the stream's credit (a semaphore counting bytes), and reports
-//! [`Command::Consumed`] only after `write_all` to its socket returned, which
+//! "consumed" only after `write_all` to its socket returned, which
 //! is when the mux grants WINDOW. Memory per stream is thus bounded by the
 //! window in both directions.
 
