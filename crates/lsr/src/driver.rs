@@ -150,6 +150,9 @@ pub(crate) async fn drive(
                         if registered || next_register == 0 {
                             tracing::warn!(thing = %name, error = %e, "cannot register with the EMS");
                         }
+                        if matches!(e, crate::ems::EmsError::Unreachable(_)) {
+                            ems_available = false;
+                        }
                         registered = false;
                         next_register = now + ms(cfg.register_retry_rate);
                     }

@@ -13,7 +13,7 @@
 //! - `model`: property values and definitions, subscriptions, the push decision, metadata.
 //! - `driver`: a thing's main loop: push, keep-alive, (re-)registration, tasks.
 //! - `ems`: the HTTP client towards the EMS local REST.
-//! - `http`: the axum server answering the EMS.
+//! - `http`: the axum routes answering the EMS; `serve`: the accept loop with deadlines.
 //! - `json`, `basetype`: JSON shapes as captured, base type rules.
 
 mod basetype;
@@ -25,6 +25,7 @@ mod http;
 mod json;
 mod model;
 mod sandbox;
+mod serve;
 mod thing;
 
 use std::collections::HashMap;
@@ -107,9 +108,7 @@ pub async fn run(
     }
     tracker.close();
     tracing::info!(%port, things = things.len(), "tether-lsr listening");
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = serve::serve(listener, http::router(state), shutdown.clone()).await;
     shutdown.cancel();
     tracker.wait().await;
     served.map_err(Error::Server)

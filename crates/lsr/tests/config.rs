@@ -1,5 +1,7 @@
 //! config.lua parsing: the shipped examples, ThingWorx spellings, and errors naming the key.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
