@@ -1,5 +1,7 @@
 //! The binary: configuration errors exit with status 64 and name the key.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
