@@ -370,3 +370,66 @@ async fn slow_connects_time_out_and_shutdown_sends_going_away() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_does_not_read_bounds_what_the_client_can_push() {
+    // Both ends are in-memory pipes of 64 KiB, so every buffer is known:
+    // client pipe + window (256 KiB) + target pipe + one chunk in a write.
+    let (target_io, mut target) = tokio::io::duplex(64 * 1024);
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(target_io)));
+    let (server_ws, client_ws) = ws_pair().await;
+    let options = SessionOptions {
+        connector: Some(Connector::new(move |_label: String| {
+            let io = slot.lock().unwrap().take();
+            async move { io.ok_or_else(|| Refusal::new(reset::BUSY, "one stream only")) }
+        })),
+        ..SessionOptions::default()
+    };
+    let server_mux = Mux::new(Config::new(Role::Server), std::time::Instant::now()).unwrap();
+    tokio::spawn(run_session(
+        server_ws,
+        server_mux,
+        options,
+        CancellationToken::new(),
+    ));
+    let client_mux = Mux::new(Config::new(Role::Client), std::time::Instant::now()).unwrap();
+    let session = Session::new(client_mux, SessionOptions::default());
+    let handle = session.handle();
+    tokio::spawn(session.run(client_ws, CancellationToken::new()));
+
+    let (local_io, mut local) = tokio::io::duplex(64 * 1024);
+    let pipe = tokio::spawn(async move { handle.pipe(local_io, "target").await });
+    let block = pattern(16 * 1024, 3);
+    let mut pushed = 0usize;
+    within(async {
+        // Push until no write makes progress for 500 ms: the tunnel stalls.
+        while let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(500), local.write_all(&block)).await
+        {
+            r.unwrap();
+            pushed += block.len();
+            assert!(pushed <= 8 << 20, "flow control did not stop the client");
+        }
+    })
+    .await;
+    let bound = 64 * 1024 + 256 * 1024 + 64 * 1024 + 64 * 1024 + block.len();
+    eprintln!("pushed {pushed} bytes before the stall (bound {bound})");
+    assert!(pushed >= 256 * 1024, "the window was not used: {pushed}");
+    assert!(
+        pushed <= bound,
+        "pushed {pushed} bytes past a bound of {bound}"
+    );
+    // The target starts reading: everything arrives in order.
+    within(async {
+        local.shutdown().await.unwrap();
+        let mut got = vec![];
+        target.read_to_end(&mut got).await.unwrap();
+        assert!(got.len() >= pushed);
+        for (i, chunk) in got.chunks(block.len()).enumerate() {
+            assert!(chunk == &block[..chunk.len()], "chunk {i} differs");
+        }
+        drop(target);
+        let _ = pipe.await.unwrap();
+    })
+    .await;
+}
