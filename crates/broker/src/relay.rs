@@ -157,6 +157,9 @@ impl Writer {
                     }
                 }
             }
+            // Every branch is cancel-safe (mpsc `recv`, `cancelled`,
+            // `Interval::tick`): a message is either taken whole or left in
+            // its queue. Control frames go first, so CLOSE overtakes data.
             tokio::select! {
                 biased;
                 out = rx.ctrl.recv() => match out {
@@ -225,6 +228,8 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, link: Link) {
     let silence = link.limits.ping_interval * 2;
     let mut hello_seen = false;
     let reason = loop {
+        // `StreamExt::next` is cancel-safe: a timeout or cancellation loses
+        // no message.
         let next = tokio::select! {
             _ = link.cancel.cancelled() => return,
             r = timeout(silence, stream.next()) => r,
