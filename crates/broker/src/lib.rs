@@ -1,7 +1,8 @@
 //! Remote-access session broker (spec/tunnel.md): pairs one client side (the
 //! RAC) with one server side (the edge) per session and forwards native
 //! tunnel frames between them. The platform mounts [`Broker::router`] and
-//! implements the [`hooks`] traits over its store and AlwaysOn sockets.
+//! implements the hook traits ([`Authorizer`], [`EdgeControl`],
+//! [`SessionAudit`]) over its store and AlwaysOn sockets.
 //!
 //! - `config`: [`BrokerConfig`] (timeouts, limits, public URL).
 //! - `hooks`: [`Authorizer`], [`EdgeControl`], [`SessionAudit`], what the
