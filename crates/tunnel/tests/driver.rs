@@ -433,3 +433,26 @@ async fn a_target_that_does_not_read_bounds_what_the_client_can_push() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_declared_gone_after_two_ping_intervals() {
+    let (server_ws, silent_client) = ws_pair().await;
+    let mut cfg = Config::new(Role::Server);
+    cfg.ping_interval = Duration::from_millis(100);
+    let mux = Mux::new(cfg, std::time::Instant::now()).unwrap();
+    let started = std::time::Instant::now();
+    let end = within(run_session(
+        server_ws,
+        mux,
+        SessionOptions {
+            close_grace: Duration::from_millis(200),
+            ..SessionOptions::default()
+        },
+        CancellationToken::new(),
+    ))
+    .await;
+    assert_eq!(end.code, Some(close::PEER_GONE));
+    assert_eq!(end.initiator, Some(Initiator::Local));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    drop(silent_client);
+}
