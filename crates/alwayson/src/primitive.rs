@@ -204,7 +204,7 @@ impl Primitive {
 
     /// Reads type byte and value. The common scalar types are decoded inline (this is the
     /// per-cell hot path); the rest go through `read_value`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(
         r: &mut Reader<'_>,
         limits: &Limits,
