@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tunnel::{Frame, PeerState};
 
 use crate::broker::Inner;
-use crate::hooks::{CompleteTunnelRequest, SessionRecord};
+use crate::hooks::{CompleteTunnelRequest, EdgeCommand, SessionRecord};
+use crate::legacy;
 use crate::relay::{self, Limits, Link, Out, QueueRx, Queues};
 use crate::session::{EndReason, SessionInfo, SessionView, Shared, Side, State, lock};
 
@@ -27,8 +28,15 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// A request to a session actor.
 pub(crate) enum Command {
-    /// A side's socket, after its token was accepted.
-    Attach { side: Side, ws: Box<WebSocket> },
+    /// A side's socket, after its token was accepted; `legacy` for a
+    /// ThingWorx edge on `/Thingworx/WSTunnelServer/<tid>`.
+    Attach {
+        side: Side,
+        ws: Box<WebSocket>,
+        legacy: bool,
+    },
+    /// `TunnelCommandFromEdge`, reported by the platform.
+    FromEdge(EdgeCommand),
     /// End the session; `done` gets the final view.
     End {
         reason: EndReason,
@@ -57,6 +65,7 @@ impl Actor {
         let mut writers: Vec<JoinHandle<()>> = Vec::new();
         let mut waiters = Vec::new();
         let shutdown = self.inner.shutdown.clone();
+        let mut legacy_tx: Option<mpsc::Sender<EdgeCommand>> = None;
 
         let reason = loop {
             let (state, attached) = {
@@ -73,9 +82,25 @@ impl Actor {
                         waiters.extend(done);
                         break reason;
                     }
-                    Some(Command::Attach { side, ws }) => {
-                        if let Some(w) = self.attach(side, *ws, &events_tx, &cancel) {
+                    Some(Command::Attach { side, ws, legacy }) => {
+                        let legacy = legacy.then(|| {
+                            let (tx, rx) = mpsc::channel(legacy::EDGE_COMMANDS);
+                            legacy_tx = Some(tx);
+                            rx
+                        });
+                        if let Some(w) = self.attach(side, *ws, legacy, &events_tx, &cancel) {
                             writers.push(w);
+                        }
+                    }
+                    Some(Command::FromEdge(EdgeCommand::Cancel)) => {
+                        break EndReason::SideLeft {
+                            side: Side::Server,
+                            detail: "the edge cancelled the tunnel".to_owned(),
+                        };
+                    }
+                    Some(Command::FromEdge(cmd)) => {
+                        if let Some(tx) = &legacy_tx {
+                            let _ = tx.try_send(cmd);
                         }
                     }
                 },
@@ -105,6 +130,7 @@ impl Actor {
         &mut self,
         side: Side,
         ws: WebSocket,
+        legacy: Option<mpsc::Receiver<EdgeCommand>>,
         events: &mpsc::Sender<EndReason>,
         cancel: &CancellationToken,
     ) -> Option<JoinHandle<()>> {
@@ -146,7 +172,19 @@ impl Actor {
             cancel: cancel.clone(),
             metrics: self.inner.metrics.clone(),
         };
-        let writer = relay::start(ws, rx, link, &self.inner.tracker);
+        let writer = match legacy {
+            None => relay::start(ws, rx, link, &self.inner.tracker),
+            Some(commands) => {
+                let legacy = legacy::Legacy {
+                    edge: self.inner.hooks.edge.clone(),
+                    thing: self.info.thing.clone(),
+                    session: self.info.id.clone(),
+                    call_timeout: cfg.edge_call_timeout,
+                    commands,
+                };
+                legacy::start(ws, rx, link, legacy, &self.inner.tracker)
+            }
+        };
         tracing::info!(%side, active = now_active, "side attached");
         if now_active {
             let peer = Frame::Peer {

@@ -395,6 +395,51 @@ impl Broker {
         Ok(e.commands.clone())
     }
 
+    /// The thing of a live session (legacy attach checks the edge's app
+    /// key against it).
+    pub(crate) fn session_thing(&self, id: &str) -> Option<String> {
+        lock(&self.inner.sessions)
+            .get(id)
+            .map(|e| e.info.thing.clone())
+    }
+
+    /// Spend the server side of session `id` for a legacy edge (which
+    /// authenticates with its app key, not the server token).
+    pub(crate) fn claim_legacy(&self, id: &str) -> Result<mpsc::Sender<Command>, BrokerError> {
+        let mut sessions = lock(&self.inner.sessions);
+        let Some(e) = sessions.get_mut(id) else {
+            return Err(self.refused());
+        };
+        let slot = &mut e.tokens[Side::Server.idx()];
+        if slot.is_none() || lock(&e.shared.status).state == State::Ended {
+            return Err(self.refused());
+        }
+        *slot = None;
+        Ok(e.commands.clone())
+    }
+
+    /// Report `TunnelCommandFromEdge {tid, command}` from a legacy edge:
+    /// `CANCEL` ends the session, `DISCONNECT` ends its stream.
+    pub async fn edge_command(
+        &self,
+        id: &str,
+        command: crate::hooks::EdgeCommand,
+    ) -> Result<(), BrokerError> {
+        let tx = lock(&self.inner.sessions)
+            .get(id)
+            .map(|e| e.commands.clone())
+            .ok_or(BrokerError::NotFound)?;
+        let sent = timeout(
+            self.inner.config.edge_call_timeout,
+            tx.send(Command::FromEdge(command)),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(BrokerError::NotFound),
+        }
+    }
+
     pub(crate) fn refused(&self) -> BrokerError {
         self.inner
             .metrics

@@ -72,6 +72,23 @@ pub trait Authorizer: Send + Sync + 'static {
         thing: &'a str,
         interface: &'a str,
     ) -> BoxFuture<'a, Result<Target, AuthError>>;
+
+    /// Legacy ThingWorx edges attach to `/Thingworx/WSTunnelServer/<tid>`
+    /// with their `appKey` header instead of a server token: may this
+    /// request attach the server side of a tunnel to `thing`? The default
+    /// refuses, which disables legacy tunnels.
+    fn authorize_legacy_edge<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+        thing: &'a str,
+    ) -> BoxFuture<'a, Result<(), AuthError>> {
+        let _ = (parts, thing);
+        Box::pin(async {
+            Err(AuthError::Forbidden(
+                "legacy tunnels are not enabled".to_owned(),
+            ))
+        })
+    }
 }
 
 /// What the edge is asked to do when a session is created.
@@ -108,6 +125,46 @@ pub struct CompleteTunnelRequest {
     pub reason: EndReason,
 }
 
+/// `TunnelCommandToEdge` commands (legacy edges only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelCommand {
+    /// Connect the local TCP socket to the target.
+    Connect,
+    /// Close the local TCP socket.
+    Disconnect,
+}
+
+impl TunnelCommand {
+    /// The ThingWorx name, `CONNECT` or `DISCONNECT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelCommand::Connect => "CONNECT",
+            TunnelCommand::Disconnect => "DISCONNECT",
+        }
+    }
+}
+
+/// A `TunnelCommandToEdge` call.
+#[derive(Debug, Clone)]
+pub struct TunnelCommandRequest {
+    /// Session id (the legacy `tid`).
+    pub session_id: String,
+    /// The thing.
+    pub thing: String,
+    /// What to do.
+    pub command: TunnelCommand,
+}
+
+/// `TunnelCommandFromEdge` commands, reported by the platform with
+/// [`crate::Broker::edge_command`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeCommand {
+    /// `CANCEL`: the edge gave up the tunnel (ends the session).
+    Cancel,
+    /// `DISCONNECT`: the edge's local socket closed (ends the stream).
+    Disconnect,
+}
+
 /// An edge call that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -135,6 +192,17 @@ pub trait EdgeControl: Send + Sync + 'static {
     /// Invoke `CompleteTunnel` on the thing. Best effort: the broker logs a
     /// failure and carries on.
     fn complete_tunnel(&self, req: CompleteTunnelRequest) -> BoxFuture<'_, Result<(), EdgeError>>;
+
+    /// Legacy edges only: invoke `TunnelCommandToEdge {tid, command}`. The
+    /// default fails, as the native protocol never needs it.
+    fn tunnel_command(&self, req: TunnelCommandRequest) -> BoxFuture<'_, Result<(), EdgeError>> {
+        let _ = req;
+        Box::pin(async {
+            Err(EdgeError::Failed(
+                "legacy tunnels are not supported".to_owned(),
+            ))
+        })
+    }
 }
 
 /// The audit row of one ended session.

@@ -36,6 +36,7 @@ where
         .route("/api/v1/sessions/{id}/client-token", post(trade))
         .route("/remote-access/v1/sessions/{id}/server", get(attach_server))
         .route("/remote-access/v1/sessions/{id}/client", get(attach_client))
+        .route("/Thingworx/WSTunnelServer/{id}", get(attach_legacy))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(broker)
 }
@@ -125,6 +126,36 @@ async fn attach_client(
     attach(b, id, Side::Client, headers, ws)
 }
 
+/// A legacy ThingWorx edge attaching the server side with its `appKey`.
+async fn attach_legacy(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    parts: http::request::Parts,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(thing) = b.session_thing(&id) else {
+        return b.refused().into_response();
+    };
+    if let Err(err) = b.hooks().auth.authorize_legacy_edge(&parts, &thing).await {
+        return BrokerError::Auth(err).into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let commands = match b.claim_legacy(&id) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    ws.max_message_size(crate::legacy::LEGACY_MAX_MESSAGE)
+        .max_frame_size(crate::legacy::LEGACY_MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let ws = Box::new(socket);
+            let (side, legacy) = (Side::Server, true);
+            let _ = commands.send(Command::Attach { side, ws, legacy }).await;
+        })
+}
+
 /// The bearer token of a request, if well formed.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -178,7 +209,8 @@ fn attach(
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
             let ws = Box::new(socket);
-            let _ = commands.send(Command::Attach { side, ws }).await;
+            let legacy = false;
+            let _ = commands.send(Command::Attach { side, ws, legacy }).await;
         })
 }
 

@@ -11,6 +11,8 @@
 //! - `actor`: one task per session (lifecycle and timers).
 //! - `relay`: per-side reader and writer (frame checks, flow-control
 //!   accounting, zero-copy forwarding).
+//! - `legacy`: the ThingWorx server side (base64 text frames, one
+//!   connection at a time) bridged to a native client.
 //! - `http`: the axum routes ([`router`]).
 //! - `streams`: the stream table (existence, FIN, per-direction credit).
 //! - `session`: [`Side`], [`State`], [`EndReason`], [`SessionView`].
@@ -24,6 +26,7 @@ mod config;
 mod error;
 mod hooks;
 mod http;
+mod legacy;
 pub mod memory;
 mod metrics;
 mod relay;
@@ -35,8 +38,9 @@ pub use broker::{Broker, ClientToken, CreateSession, Created, MAX_NAME_LEN};
 pub use config::{BrokerConfig, ConfigError};
 pub use error::BrokerError;
 pub use hooks::{
-    AuthError, Authorizer, CompleteTunnelRequest, EdgeControl, EdgeError, Hooks, Principal,
-    SessionAudit, SessionRecord, StartTunnelRequest, Target,
+    AuthError, Authorizer, CompleteTunnelRequest, EdgeCommand, EdgeControl, EdgeError, Hooks,
+    Principal, SessionAudit, SessionRecord, StartTunnelRequest, Target, TunnelCommand,
+    TunnelCommandRequest,
 };
 pub use http::{SUBPROTOCOL, router};
 pub use session::{EndReason, SessionView, Side, State};

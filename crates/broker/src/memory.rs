@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::hooks::{
     AuthError, Authorizer, CompleteTunnelRequest, EdgeControl, EdgeError, Principal, SessionAudit,
-    SessionRecord, StartTunnelRequest, Target,
+    SessionRecord, StartTunnelRequest, Target, TunnelCommandRequest,
 };
 use crate::session::lock;
 
@@ -24,6 +24,7 @@ use crate::session::lock;
 pub struct MemoryAuthorizer {
     users: HashMap<String, (String, bool)>,
     app_keys: HashMap<String, String>,
+    edge_keys: HashMap<String, String>,
     targets: HashMap<(String, String), Target>,
 }
 
@@ -43,6 +44,12 @@ impl MemoryAuthorizer {
     /// Add an app key acting as `user`.
     pub fn app_key(mut self, key: &str, user: &str) -> Self {
         self.app_keys.insert(key.to_owned(), user.to_owned());
+        self
+    }
+
+    /// Let a legacy edge with app key `key` attach tunnels of `thing`.
+    pub fn edge_key(mut self, key: &str, thing: &str) -> Self {
+        self.edge_keys.insert(key.to_owned(), thing.to_owned());
         self
     }
 
@@ -89,6 +96,22 @@ impl MemoryAuthorizer {
 }
 
 impl Authorizer for MemoryAuthorizer {
+    fn authorize_legacy_edge<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+        thing: &'a str,
+    ) -> BoxFuture<'a, Result<(), AuthError>> {
+        let key = parts.headers.get("appkey").and_then(|v| v.to_str().ok());
+        let r = match key.and_then(|k| self.edge_keys.get(k)) {
+            Some(t) if t == thing => Ok(()),
+            Some(_) => Err(AuthError::Forbidden(format!(
+                "this app key may not bind {thing}"
+            ))),
+            None => Err(AuthError::Unauthenticated),
+        };
+        Box::pin(async move { r })
+    }
+
     fn authenticate<'a>(
         &'a self,
         parts: &'a http::request::Parts,
@@ -119,6 +142,7 @@ pub struct MemoryEdge {
     started: mpsc::UnboundedSender<StartTunnelRequest>,
     refuse: Mutex<Option<EdgeError>>,
     completed: Mutex<Vec<CompleteTunnelRequest>>,
+    commands: Mutex<Vec<TunnelCommandRequest>>,
 }
 
 impl MemoryEdge {
@@ -130,6 +154,7 @@ impl MemoryEdge {
                 started: tx,
                 refuse: Mutex::new(None),
                 completed: Mutex::new(Vec::new()),
+                commands: Mutex::new(Vec::new()),
             },
             rx,
         )
@@ -138,6 +163,11 @@ impl MemoryEdge {
     /// Refuse every later `start_tunnel` with `err` (`None`: accept again).
     pub fn refuse(&self, err: Option<EdgeError>) {
         *lock(&self.refuse) = err;
+    }
+
+    /// The `tunnel_command` calls so far (legacy edges).
+    pub fn tunnel_commands(&self) -> Vec<TunnelCommandRequest> {
+        lock(&self.commands).clone()
     }
 
     /// The `complete_tunnel` calls so far.
@@ -160,6 +190,11 @@ impl EdgeControl for MemoryEdge {
 
     fn complete_tunnel(&self, req: CompleteTunnelRequest) -> BoxFuture<'_, Result<(), EdgeError>> {
         lock(&self.completed).push(req);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn tunnel_command(&self, req: TunnelCommandRequest) -> BoxFuture<'_, Result<(), EdgeError>> {
+        lock(&self.commands).push(req);
         Box::pin(async { Ok(()) })
     }
 }

@@ -27,7 +27,7 @@ use crate::streams::{Route, Streams};
 /// Control frames queued towards one side (HELLO, PEER, PONG, RESET, CLOSE).
 pub(crate) const CTRL_QUEUE: usize = 16;
 /// A WebSocket close reason is at most 123 bytes.
-const MAX_WS_CLOSE_REASON: usize = 123;
+pub(crate) const MAX_WS_CLOSE_REASON: usize = 123;
 
 /// Something to write to a side.
 #[derive(Debug)]
@@ -213,7 +213,7 @@ impl Writer {
     }
 }
 
-fn clamp(s: &str, max: usize) -> &str {
+pub(crate) fn clamp(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -268,14 +268,14 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, link: Link) {
 }
 
 impl Link {
-    fn left(&self, detail: &str) -> EndReason {
+    pub(crate) fn left(&self, detail: &str) -> EndReason {
         EndReason::SideLeft {
             side: self.side,
             detail: detail.to_owned(),
         }
     }
 
-    fn protocol(&self, detail: &str) -> EndReason {
+    pub(crate) fn protocol(&self, detail: &str) -> EndReason {
         self.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
         EndReason::ProtocolError {
             side: self.side,
@@ -414,7 +414,7 @@ impl Link {
 
     /// Queue `msg` for the peer, waiting while its queue is full (this is
     /// the backpressure that bounds the broker's memory).
-    async fn forward(&self, msg: Bytes) -> Result<(), EndReason> {
+    pub(crate) async fn forward(&self, msg: Bytes) -> Result<(), EndReason> {
         let peer = self.side.peer().idx();
         let len = msg.len();
         let now = self.shared.queued[peer].fetch_add(len, Ordering::Relaxed) + len;

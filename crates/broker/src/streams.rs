@@ -57,6 +57,16 @@ impl Streams {
         self.live.len()
     }
 
+    /// What `from` may still send on live stream `id`.
+    pub(crate) fn credit(&self, from: Side, id: u32) -> Option<u64> {
+        self.live.get(&id).map(|s| s.credit[from.idx()])
+    }
+
+    /// `from` already sent FIN on live stream `id`.
+    pub(crate) fn finished(&self, from: Side, id: u32) -> bool {
+        self.live.get(&id).is_some_and(|s| s.fin[from.idx()])
+    }
+
     /// OPEN of `id` from `from`.
     pub(crate) fn open(&mut self, from: Side, id: u32) -> Result<Route, Violation> {
         if from == Side::Server {

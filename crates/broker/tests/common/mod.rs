@@ -19,6 +19,7 @@ use tunnel::{Mux, Role};
 
 pub const APP_KEY: &str = "key-alice";
 pub const THING: &str = "Pump1";
+pub const EDGE_KEY: &str = "key-pump1-edge";
 
 pub struct Harness {
     pub addr: SocketAddr,
@@ -49,6 +50,7 @@ pub async fn spawn(target: u16, tweak: impl FnOnce(&mut BrokerConfig)) -> Harnes
         .user("bob", "pw-bob", false)
         .user("root", "pw-root", true)
         .app_key(APP_KEY, "alice")
+        .edge_key(EDGE_KEY, THING)
         .target(THING, "ssh", "127.0.0.1", target);
     let (edge, starts) = MemoryEdge::new();
     let edge = Arc::new(edge);
