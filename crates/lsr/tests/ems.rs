@@ -442,3 +442,115 @@ async fn identifier_thing_in_plain_table_style() {
     );
     lsr.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_write_is_pushed_at_once() {
+    // TCP streams 12 and 14: PUT 42.25, then a push of 42.25 without waiting for a scan
+    let ems = FakeEms::start(subscriptions(&[("Temperature", "ALWAYS", 0.0)])).await;
+    let extra = format!("{QUIET}\nscripts.LsrThing.scanRate = 600000\n");
+    let lsr = Lsr::start(ems.addr.port(), &extra, &[]).await;
+    ems.wait_for("first push", |c| {
+        !pushed_values(c, "Temperature").is_empty()
+    })
+    .await;
+    let r = lsr
+        .send(
+            reqwest::Method::PUT,
+            "LsrThing/Properties/Temperature",
+            PUT_BODY,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    ems.wait_for("push of 42.25", |c| {
+        pushed_values(c, "Temperature").contains(&json!(42.25))
+    })
+    .await;
+    lsr.shutdown().await;
+}
+
+const MANY: &str = r#"
+module ("templates.many", thingworx.template.extend)
+for i = 1, 5 do
+  properties["P" .. i] = { baseType = "NUMBER", pushType = "ALWAYS", value = i }
+end
+"#;
+
+#[tokio::test]
+async fn pushes_are_batched_by_max_concurrent_property_updates() {
+    let subs: Vec<(&str, &str, f64)> = ["P1", "P2", "P3", "P4", "P5"]
+        .iter()
+        .map(|p| (*p, "ALWAYS", 0.0))
+        .collect();
+    let ems = FakeEms::start(subscriptions(&subs)).await;
+    let extra = r#"
+scripts.LsrThing.register = false
+scripts.PlainThing.register = false
+scripts.Many = { file = "thing.lua", template = "many", scanRate = 60000,
+                 scanRateResolution = 20, maxConcurrentPropertyUpdates = 2 }
+"#;
+    let lsr = Lsr::start(ems.addr.port(), extra, &[("many.lua", MANY)]).await;
+    let calls = ems
+        .wait_for("all five pushed", |c| {
+            (1..=5).all(|i| !pushed_values(c, &format!("P{i}")).is_empty())
+        })
+        .await;
+    let pushes: Vec<usize> = calls
+        .iter()
+        .filter(|c| c.path == "/Thingworx/Things/Many/Services/UpdateSubscribedPropertyValues")
+        .map(|c| {
+            c.json()["rows"][0]["values"]["rows"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(&pushes[..3], [2, 2, 1], "{pushes:?}");
+    lsr.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_auth_both_ways() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    let extra = format!(
+        "{QUIET}
+scripts.rap_userid = \"lsr\"
+scripts.rap_password = \"to-ems\"
+scripts.script_resource_authenticate = true
+scripts.script_resource_userid = \"ems\"
+scripts.script_resource_password = \"to-lsr\"
+"
+    );
+    let lsr = Lsr::start(ems.addr.port(), &extra, &[]).await;
+    let calls = ems
+        .wait_for("AddEdgeThing", |c| {
+            c.iter().any(|c| c.path.ends_with("/AddEdgeThing"))
+        })
+        .await;
+    let add = calls
+        .iter()
+        .find(|c| c.path.ends_with("/AddEdgeThing"))
+        .unwrap();
+    // Basic lsr:to-ems
+    assert_eq!(add.authorization.as_deref(), Some("Basic bHNyOnRvLWVtcw=="));
+    assert_eq!(add.json()["user"], json!("ems"));
+    assert_eq!(add.json()["password"], json!("to-lsr"));
+    let (s, _) = lsr.get("LsrThing/Properties/Temperature").await;
+    assert_eq!(s, 401);
+    let r = lsr
+        .http
+        .get(format!("{}/LsrThing/Properties/Temperature", lsr.base))
+        .basic_auth("ems", Some("to-lsr"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = lsr
+        .http
+        .get(format!("{}/LsrThing/Properties/Temperature", lsr.base))
+        .basic_auth("ems", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    lsr.shutdown().await;
+}

@@ -135,3 +135,32 @@ async fn forbidden_api_is_not_there() {
     inc_works(&lsr).await;
     lsr.shutdown().await;
 }
+
+#[tokio::test]
+async fn reads_are_served_while_a_script_runs_and_time_is_limited() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    let extra = r#"
+scripts.LsrThing.register = false
+scripts.PlainThing.register = false
+scripts.SandboxThing = { file = "thing.lua", template = "sandbox", register = false, taskRate = 600000 }
+scripts.lua_instruction_limit = 100000000000
+scripts.lua_call_timeout = 1500
+"#;
+    let lsr = Lsr::start(ems.addr.port(), extra, &[("sandbox.lua", TEMPLATE)]).await;
+    let url = format!("{}/SandboxThing/Services/Spin", lsr.base);
+    let http = lsr.http.clone();
+    let spin = tokio::spawn(async move {
+        let r = http.post(url).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    // property reads do not enter Lua: they answer while Spin holds the Lua thread
+    for _ in 0..20 {
+        let (s, body) = lsr.get("SandboxThing/Properties/Count").await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let (s, body) = spin.await.unwrap();
+    assert_eq!(s, 500);
+    assert!(body.contains("time limit exceeded (1500 ms)"), "{body}");
+    inc_works(&lsr).await;
+    lsr.shutdown().await;
+}

@@ -25,6 +25,7 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub body: String,
+    pub authorization: Option<String>,
 }
 
 impl Call {
@@ -64,6 +65,7 @@ async fn ems_handler(
     State(st): State<Arc<EmsState>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
@@ -71,6 +73,10 @@ async fn ems_handler(
         method: method.to_string(),
         path: path.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .map(String::from),
     });
     st.bump.send_modify(|n| *n += 1);
     let jsonr = |v: Value| {
