@@ -127,6 +127,9 @@ async fn refusals_have_clear_exit_codes() {
     let (code, err) = finish(rac().args(["open", &launch]).spawn().unwrap()).await;
     assert_eq!(code, i32::from(rac::EXIT_REFUSED), "{err}");
     assert!(err.contains("refused (401)"), "{err}");
+    // Bad usage is 64 too.
+    let (code, err) = finish(rac().args(["connect", "--bogus"]).spawn().unwrap()).await;
+    assert_eq!(code, i32::from(rac::EXIT_USAGE), "{err}");
     // A malformed launch URL.
     let (code, err) = finish(rac().args(["open", "https://nope"]).spawn().unwrap()).await;
     assert_eq!(code, i32::from(rac::EXIT_USAGE), "{err}");
