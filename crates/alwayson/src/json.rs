@@ -102,7 +102,7 @@ pub(crate) fn read_table(
         let mut cells = Vec::with_capacity(shape.fields.len());
         for f in &shape.fields {
             cells.push(match row.get(&f.name) {
-                Some(v) => Primitive::from_json(f.base_type, v, limits, depth)?,
+                Some(v) => Primitive::from_json_at(f.base_type, v, limits, depth)?,
                 None => Primitive::Nothing,
             });
         }
@@ -187,7 +187,7 @@ fn infer_type(v: &Value) -> BaseType {
 }
 
 pub(crate) fn infer(v: &Value, limits: &Limits, depth: usize) -> Result<Primitive, DecodeError> {
-    Primitive::from_json(infer_type(v), v, limits, depth)
+    Primitive::from_json_at(infer_type(v), v, limits, depth)
 }
 
 pub(crate) fn check_len(len: usize, limits: &Limits) -> Result<(), DecodeError> {

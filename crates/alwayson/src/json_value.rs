@@ -41,7 +41,12 @@ fn num_of(v: &Value) -> Option<f64> {
 
 impl Primitive {
     /// Converts a JSON cell whose declared type is `base`. `null` gives NOTHING.
-    pub fn from_json(
+    pub fn from_json(base: BaseType, v: &Value, limits: &Limits) -> Result<Primitive, DecodeError> {
+        Self::from_json_at(base, v, limits, 0)
+    }
+
+    /// As [`Primitive::from_json`], `depth` levels deep in nested values.
+    pub(crate) fn from_json_at(
         base: BaseType,
         v: &Value,
         limits: &Limits,
@@ -102,7 +107,7 @@ impl Primitive {
                 check_depth(depth, limits)?;
                 let inner = match (v.get("baseType").and_then(Value::as_str), v.get("value")) {
                     (Some(t), Some(val)) => {
-                        Primitive::from_json(BaseType::from_name(t)?, val, limits, depth + 1)?
+                        Primitive::from_json_at(BaseType::from_name(t)?, val, limits, depth + 1)?
                     }
                     _ => infer(v, limits, depth + 1)?,
                 };
