@@ -785,3 +785,36 @@ async fn client_first_then_edge_then_edge_leaves() {
     let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
     assert_eq!(rec.reason, "server_left");
 }
+
+/// Rough throughput figure (run with `--ignored --nocapture`, ideally with
+/// `--release`): 64 MiB up through RAC → broker → edge → echo and back.
+#[tokio::test]
+#[ignore]
+async fn throughput_figure() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let _edge = spawn_edge(h.next_start().await, Duration::from_secs(15));
+    let joined = rac::Joined {
+        session: created["id"].as_str().unwrap().to_owned(),
+        client_url: created["client_url"].as_str().unwrap().to_owned(),
+        client_token: created["client_token"].as_str().unwrap().to_owned(),
+    };
+    let tls = rac::tls_config(&net::Trust::default()).unwrap();
+    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let _client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let mut s = TcpStream::connect(local).await.unwrap();
+    let data = vec![0x5au8; TOTAL];
+    let began = std::time::Instant::now();
+    let back = echo_round(&mut s, &data).await.unwrap();
+    let took = began.elapsed();
+    assert_eq!(back.len(), TOTAL);
+    eprintln!(
+        "64 MiB each way through the broker in {took:?}: {:.0} MiB/s each way",
+        64.0 / took.as_secs_f64()
+    );
+}
