@@ -137,18 +137,19 @@ pub async fn run(
     if let Ok(addr) = http_listener.local_addr() {
         tracing::info!(%addr, tls = rest_tls.is_some(), "local REST listening");
     }
+    let rest_stop = shutdown.child_token();
     let rest = tokio::spawn(net::http::serve(
         http_listener,
         rest_tls,
         app,
         opts,
-        shutdown.clone(),
+        rest_stop.clone(),
     ));
 
     let uplink_result = actor.run().await;
     if uplink_result.is_err() {
         // Without an uplink the EMS is useless: stop the REST server too.
-        shutdown.cancel();
+        rest_stop.cancel();
     }
     let rest_result = rest.await;
     tracker.close();
