@@ -11,7 +11,7 @@ use serde_json::Value;
 /// property type) wins when the value converts to it.
 pub fn infer_primitive(v: &Value, prefer: Option<BaseType>, limits: &Limits) -> Primitive {
     if let Some(base) = prefer {
-        if let Ok(p) = Primitive::from_json(base, v, limits, 0) {
+        if let Ok(p) = Primitive::from_json(base, v, limits) {
             return p;
         }
     }

@@ -45,12 +45,9 @@ impl Metrics {
             bind_rejections: Counter::default(),
             edge_requests: Counter::default(),
             edge_request_timeouts: Counter::default(),
-            edge_request_seconds: Histogram::new(
-                [
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
-                ]
-                .into_iter(),
-            ),
+            edge_request_seconds: Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+            ]),
             property_updates: Counter::default(),
             protocol_errors: Counter::default(),
             http_requests: Counter::default(),

@@ -300,7 +300,7 @@ impl Platform {
     /// Converts a stored property value to a primitive.
     pub fn primitive_of(&self, v: &PropertyValue) -> Option<Primitive> {
         let base = BaseType::from_name(&v.base_type).ok()?;
-        Primitive::from_json(base, &v.value, &self.shared.limits, 0).ok()
+        Primitive::from_json(base, &v.value, &self.shared.limits).ok()
     }
 
     /// Stores property values pushed by an edge.

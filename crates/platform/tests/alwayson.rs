@@ -1,5 +1,7 @@
 //! AlwaysOn endpoint tests: real TLS websockets, a real SQLite file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use alwayson::{

@@ -1,5 +1,7 @@
 //! REST forwarding and management API tests over real HTTPS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use alwayson::{Code, InfoTable, Primitive, PropertyValue};

@@ -100,10 +100,10 @@ impl Registry {
     /// Unbinds `thing` if `conn_id` holds it; returns whether it did.
     pub fn unbind(&self, thing: &str, conn_id: u64) -> bool {
         let mut inner = self.lock();
-        if !inner
+        if inner
             .bindings
             .get(thing)
-            .is_some_and(|b| b.conn.id == conn_id)
+            .is_none_or(|b| b.conn.id != conn_id)
         {
             return false;
         }
