@@ -1,0 +1,110 @@
+// Tiny DOM helpers. Text always goes through text nodes (never HTML), so
+// names and values from devices cannot inject markup.
+
+/** Creates an element: h('button', {type: 'button', onclick: f}, 'Text', child). */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') {
+      el.addEventListener(k.slice(2), v);
+    } else if (k === 'class') {
+      el.className = v;
+    } else if (k === 'dataset') {
+      Object.assign(el.dataset, v);
+    } else if (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled') {
+      el[k] = v;
+    } else {
+      el.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else if (c instanceof Node) el.appendChild(c);
+    else el.appendChild(document.createTextNode(String(c)));
+  }
+}
+
+/** Replaces the children of `el`. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+let uid = 0;
+/** A unique element id. */
+export function newId(prefix) {
+  uid += 1;
+  return `${prefix}-${uid}`;
+}
+
+/** A labelled form field: returns {wrap, input}. */
+export function field(label, input, hint) {
+  const id = input.id || newId('f');
+  input.id = id;
+  let hintEl = null;
+  if (hint) {
+    hintEl = h('small', { id: `${id}-hint`, class: 'hint' }, hint);
+    input.setAttribute('aria-describedby', hintEl.id);
+  }
+  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), input, hintEl);
+  return { wrap, input };
+}
+
+/** An error or notice box inside the page (role=alert for errors). */
+export function message(kind, text) {
+  return h('p', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+/** A table with a caption; rows are arrays of cells (strings or nodes or {label, node}). */
+export function table(caption, headers, rows, opts = {}) {
+  const thead = h('thead', {}, h('tr', {}, headers.map((hd) => {
+    if (hd instanceof Node) return hd;
+    return h('th', { scope: 'col' }, hd);
+  })));
+  const labels = headers.map((hd) => (hd instanceof Node ? hd.dataset.label || hd.textContent : hd));
+  const tbody = h('tbody', {}, rows.map((r) => h('tr', r.attrs || {}, (r.cells || r).map((c, i) =>
+    h('td', { 'data-label': labels[i] }, c)))));
+  if (rows.length === 0) {
+    tbody.appendChild(h('tr', {}, h('td', { colspan: headers.length, class: 'empty' },
+      opts.empty || 'Nothing to show.')));
+  }
+  return h('div', { class: 'table-wrap' },
+    h('table', { class: 'cards' }, h('caption', { class: opts.showCaption ? '' : 'sr-only' }, caption), thead, tbody));
+}
+
+/** Copies `text` to the clipboard; returns true on success. */
+export async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A read-only code box with a Copy button. */
+export function copyBox(label, text) {
+  const id = newId('copy');
+  const status = h('span', { class: 'copy-status', role: 'status' });
+  const out = h('output', { id, class: 'code' }, text);
+  return h('div', { class: 'copybox' },
+    h('label', { for: id, class: 'copy-label' }, label),
+    h('div', { class: 'copyrow' }, out,
+      h('button', {
+        type: 'button',
+        class: 'secondary',
+        onclick: async () => {
+          const ok = await copy(text);
+          status.textContent = ok ? 'Copied.' : 'Copy failed: select the text and copy it.';
+        },
+      }, 'Copy')),
+    status);
+}

@@ -1,0 +1,141 @@
+// Sessions: active ones (who, device, interface, since, bytes each way)
+// with an End button, and ended ones with the end reason. Administrators
+// see and may end every session (the broker decides).
+
+import { del, get, seg } from '../api.js';
+import { h, message, replace } from '../dom.js';
+import { bytes, when } from '../format.js';
+import { session } from '../state.js';
+import { describe } from './session.js';
+
+export const POLL_MS = 3000;
+/** Ended sessions: not served by the broker today (see docs/web.md). */
+export const HISTORY_PATH = '/api/v1/sessions/history?limit=100';
+
+const HEAD_ACTIVE = ['Session', 'User', 'Device', 'Interface', 'State', 'Since', 'Client → device', 'Device → client', 'Action'];
+const HEAD_ENDED = ['Session', 'User', 'Device', 'Interface', 'Created', 'Ended', 'Client → device', 'Device → client', 'End reason'];
+
+function thead(cols) {
+  return h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c))));
+}
+
+function cells(cols, values) {
+  return values.map((v, i) => h('td', { 'data-label': cols[i] }, v));
+}
+
+export async function render(main, _params, ctx) {
+  const problems = h('div');
+  const out = h('div');
+  const activeBody = h('tbody');
+  const endedBody = h('tbody');
+  const historyNote = h('div');
+  let historyAvailable = true;
+  let history = [];
+  let busy = false;
+  // Sessions seen live on this page, to show those that end while it is open
+  // (the broker forgets a session once it has ended).
+  const seenLive = new Map();
+  const vanished = new Map();
+
+  replace(main,
+    h('h1', {}, 'Sessions'),
+    problems,
+    out,
+    h('section', { 'aria-labelledby': 'active-h' },
+      h('h2', { id: 'active-h' }, 'Active'),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'active-sessions' },
+        h('caption', { class: 'sr-only' }, 'Active sessions'), thead(HEAD_ACTIVE), activeBody))),
+    h('section', { 'aria-labelledby': 'ended-h' },
+      h('h2', { id: 'ended-h' }, 'Ended'),
+      historyNote,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'ended-sessions' },
+        h('caption', { class: 'sr-only' }, 'Ended sessions'), thead(HEAD_ENDED), endedBody))));
+
+  async function end(v, button) {
+    button.disabled = true;
+    try {
+      const fin = await del(`/api/v1/sessions/${seg(v.id)}`);
+      seenLive.delete(v.id);
+      if (fin) vanished.set(fin.id, { ...fin, reason: fin.end_reason, detail: fin.end_detail });
+      replace(out, message('info', `Session ${v.id} to ${v.thing} ended.`));
+    } catch (e) {
+      replace(out, message('error', `Cannot end session ${v.id}: ${e.message}`));
+      button.disabled = false;
+    }
+    await refresh();
+  }
+
+  function draw(list) {
+    const me = session();
+    const active = list.filter((v) => v.state !== 'ended');
+    const endedLive = list.filter((v) => v.state === 'ended');
+    const rows = active.map((v) => {
+      const b = h('button', { type: 'button', class: 'danger small', 'aria-label': `End session ${v.id} of ${v.user} to ${v.thing}` },
+        me && v.user !== me.user ? 'End (admin)' : 'End');
+      b.addEventListener('click', () => end(v, b));
+      return h('tr', { dataset: { session: v.id } }, cells(HEAD_ACTIVE, [
+        h('a', { href: `#/sessions/${encodeURIComponent(v.id)}` }, v.id.slice(0, 8)),
+        v.user, v.thing, v.interface,
+        describe(v).text.replace(/[.…]+$/, ''),
+        when(v.started || v.created),
+        bytes(v.bytes_client_to_server), bytes(v.bytes_server_to_client),
+        b,
+      ]));
+    });
+    if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: HEAD_ACTIVE.length, class: 'empty' }, 'No active sessions.')));
+    replace(activeBody, rows);
+
+    for (const [id, v] of seenLive) {
+      if (!list.some((x) => x.id === id) && !vanished.has(id)) {
+        vanished.set(id, { ...v, ended: null, reason: 'ended', detail: 'ended while this page was open' });
+      }
+    }
+    seenLive.clear();
+    for (const v of active) seenLive.set(v.id, v);
+    const known = new Set(history.map((r) => r.id));
+    const ended = [
+      ...endedLive.map((v) => ({ ...v, reason: v.end_reason, detail: v.end_detail })),
+      ...[...vanished.values()].filter((v) => !known.has(v.id)).reverse(),
+      ...history.filter((r) => !endedLive.some((v) => v.id === r.id)),
+    ];
+    const erows = ended.map((r) => h('tr', {}, cells(HEAD_ENDED, [
+      r.id.slice(0, 8), r.user, r.thing, r.interface, when(r.created), when(r.ended),
+      bytes(r.bytes_client_to_server), bytes(r.bytes_server_to_client),
+      h('span', { title: r.detail || '' }, `${r.reason || '—'}${r.detail ? `: ${r.detail}` : ''}`),
+    ])));
+    if (erows.length === 0) erows.push(h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
+    replace(endedBody, erows);
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const list = await get('/api/v1/sessions');
+      if (historyAvailable) {
+        try {
+          history = await get(HISTORY_PATH);
+          if (!Array.isArray(history)) history = [];
+        } catch (e) {
+          if (e.status === 404 || e.status === 405) {
+            historyAvailable = false;
+            history = [];
+            replace(historyNote, message('info', 'This platform does not keep a list of ended sessions yet; only sessions that end while this page is open are listed here.'));
+          } else {
+            throw e;
+          }
+        }
+      }
+      if (!ctx.live()) return;
+      replace(problems);
+      draw(list);
+    } catch (e) {
+      if (e.status === 404 && e.noRoute) replace(problems, message('error', 'Remote access is not enabled on this platform (no session API).'));
+      else if (e.status !== 401) replace(problems, message('error', `Cannot load sessions: ${e.message}`));
+    } finally {
+      busy = false;
+    }
+  }
+
+  ctx.poll(refresh, POLL_MS);
+}
