@@ -99,6 +99,8 @@ pub struct ResourceConfig {
     pub port: u16,
     /// `scripts.script_resource_userid`/`_password` when `_authenticate` is true.
     pub credentials: Option<(String, Secret)>,
+    /// HTTPS when `scripts.script_resource_ssl` is true.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Limits applied to every Lua call.
@@ -488,13 +490,6 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, ConfigError> {
             ));
         }
     }
-    if g.boolean("script_resource_ssl", false)? {
-        return Err(ConfigError::invalid(
-            "scripts.script_resource_ssl",
-            "HTTPS on the script resource is not supported yet; set it to false \
-             (the EMS reaches the LSR over loopback)",
-        ));
-    }
     let resource_credentials = if g.boolean("script_resource_authenticate", false)? {
         match (
             g.string("script_resource_userid"),
@@ -511,12 +506,43 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, ConfigError> {
     } else {
         None
     };
+    let resource_host = g
+        .string("script_resource_host")
+        .unwrap_or_else(|| DEFAULT_RESOURCE_HOST.into());
+    let tls = if g.boolean("script_resource_ssl", false)? {
+        let chain = g
+            .string("script_resource_certificate_chain")
+            .filter(|s| !s.is_empty());
+        let key = g
+            .string("script_resource_private_key")
+            .filter(|s| !s.is_empty());
+        let use_default = g.boolean("script_resource_use_default_certificate", false)?;
+        Some(match (chain, key) {
+            (Some(c), Some(k)) if !use_default => {
+                crate::tls::from_files(&dir.join(c), &dir.join(k))?
+            }
+            (Some(_), None) if !use_default => {
+                return Err(ConfigError::invalid(
+                    "scripts.script_resource_private_key",
+                    "missing while scripts.script_resource_certificate_chain is set",
+                ));
+            }
+            (None, Some(_)) if !use_default => {
+                return Err(ConfigError::invalid(
+                    "scripts.script_resource_certificate_chain",
+                    "missing while scripts.script_resource_private_key is set",
+                ));
+            }
+            _ => crate::tls::self_signed(&resource_host)?,
+        })
+    } else {
+        None
+    };
     let resource = ResourceConfig {
-        host: g
-            .string("script_resource_host")
-            .unwrap_or_else(|| DEFAULT_RESOURCE_HOST.into()),
+        host: resource_host,
         port: g.port("script_resource_port", DEFAULT_RESOURCE_PORT)?,
         credentials: resource_credentials,
+        tls,
     };
     let log_level = g.string("log_level").unwrap_or_else(|| "INFO".into());
     if !matches!(

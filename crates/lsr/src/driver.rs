@@ -21,6 +21,8 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// `http` or `https`.
+    pub proto: &'static str,
     pub user: Option<String>,
     pub password: Option<String>,
 }
@@ -40,7 +42,7 @@ fn add_edge_thing_body(thing: &Thing, ep: &Endpoint) -> Value {
         ep.host.clone()
     };
     b.insert("host".into(), Value::from(host));
-    b.insert("proto".into(), Value::from("http"));
+    b.insert("proto".into(), Value::from(ep.proto));
     b.insert("name".into(), Value::from(thing.config.registered_name()));
     b.insert("path".into(), Value::from("/scripts/Thingworx"));
     if let Some(u) = &ep.user {

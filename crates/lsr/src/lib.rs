@@ -14,6 +14,7 @@
 //! - `driver`: a thing's main loop: push, keep-alive, (re-)registration, tasks.
 //! - `ems`: the HTTP client towards the EMS local REST.
 //! - `http`: the axum routes answering the EMS; `serve`: the accept loop with deadlines.
+//! - `tls`: HTTPS certificates for the script resource.
 //! - `json`, `basetype`: JSON shapes as captured, base type rules.
 
 mod basetype;
@@ -27,6 +28,7 @@ mod model;
 mod sandbox;
 mod serve;
 mod thing;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +75,11 @@ pub async fn run(
     let endpoint = driver::Endpoint {
         host: config.resource.host.clone(),
         port,
+        proto: if config.resource.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         user: config.resource.credentials.as_ref().map(|c| c.0.clone()),
         password: config
             .resource
@@ -108,7 +115,12 @@ pub async fn run(
     }
     tracker.close();
     tracing::info!(%port, things = things.len(), "tether-lsr listening");
-    let served = serve::serve(listener, http::router(state), shutdown.clone()).await;
+    let acceptor = config
+        .resource
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
+    let served = serve::serve(listener, http::router(state), acceptor, shutdown.clone()).await;
     shutdown.cancel();
     tracker.wait().await;
     served.map_err(Error::Server)

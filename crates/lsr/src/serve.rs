@@ -17,6 +17,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time given to open connections to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -24,6 +26,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
@@ -49,28 +52,21 @@ pub(crate) async fn serve(
         let span = tracing::debug_span!("conn", id = next_id, %peer);
         let svc = TowerToHyperService::new(router.clone());
         let stop = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(tracing::Instrument::instrument(
             async move {
                 let _permit = permit;
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT);
-                let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                let mut conn = std::pin::pin!(conn);
-                let result = tokio::select! {
-                    r = conn.as_mut() => r,
-                    _ = stop.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        match tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await {
-                            Ok(r) => r,
-                            Err(_) => Ok(()),
+                match tls {
+                    None => serve_one(TokioIo::new(stream), svc, stop).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => serve_one(TokioIo::new(s), svc, stop).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
                     }
-                };
-                match result {
-                    Ok(()) => tracing::debug!("connection closed"),
-                    Err(e) => tracing::debug!(error = %e, "connection ended"),
                 }
             },
             span,
@@ -79,4 +75,30 @@ pub(crate) async fn serve(
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+async fn serve_one<I>(io: I, svc: TowerToHyperService<axum::Router>, stop: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => tracing::debug!("connection closed"),
+        Err(e) => tracing::debug!(error = %e, "connection ended"),
+    }
 }

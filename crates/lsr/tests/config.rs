@@ -197,3 +197,26 @@ async fn a_missing_template_is_a_config_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn https_needs_usable_certificate_files() {
+    // ThingWorx's config.lua.example placeholders: missing files name the key
+    assert_eq!(
+        bad_key(&format!(
+            "{THING}scripts.script_resource_ssl = \"true\"\n\
+             scripts.script_resource_certificate_chain = \"/path/to/chain\"\n\
+             scripts.script_resource_private_key = \"/path/to/key\"\n\
+             scripts.script_resource_use_default_certificate = false"
+        )),
+        "scripts.script_resource_certificate_chain"
+    );
+    assert_eq!(
+        bad_key(&format!(
+            "{THING}scripts.script_resource_ssl = true\nscripts.script_resource_certificate_chain = \"c.pem\""
+        )),
+        "scripts.script_resource_private_key"
+    );
+    // no files at all: a self-signed certificate is made
+    let c = parse(&format!("{THING}scripts.script_resource_ssl = true")).unwrap();
+    assert!(c.resource.tls.is_some());
+}

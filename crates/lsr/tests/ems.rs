@@ -554,3 +554,71 @@ scripts.script_resource_password = \"to-lsr\"
     assert_eq!(r.status().as_u16(), 401);
     lsr.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_script_resource_with_default_and_given_certificates() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    // 1. ThingWorx's "default certificate": a self-signed one made at start
+    let extra = format!(
+        "{QUIET}\nscripts.script_resource_ssl = \"true\"\nscripts.script_resource_use_default_certificate = true\n"
+    );
+    let lsr = Lsr::start(ems.addr.port(), &extra, &[]).await;
+    let calls = ems
+        .wait_for("AddEdgeThing", |c| {
+            c.iter().any(|c| c.path.ends_with("/AddEdgeThing"))
+        })
+        .await;
+    let add = calls
+        .iter()
+        .find(|c| c.path.ends_with("/AddEdgeThing"))
+        .unwrap();
+    assert_eq!(add.json()["proto"], json!("https"));
+    let insecure = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/scripts/Thingworx/Things/LsrThing/Properties/Temperature",
+        lsr.addr.port()
+    );
+    let r = insecure.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // plain HTTP is not answered
+    assert!(
+        lsr.http
+            .get(url.replace("https", "http"))
+            .send()
+            .await
+            .is_err()
+    );
+    lsr.shutdown().await;
+
+    // 2. certificate chain and key from PEM files, verified by the client
+    let pki = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = ck.cert.pem();
+    std::fs::write(pki.path().join("chain.pem"), &cert_pem).unwrap();
+    std::fs::write(pki.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let extra = format!(
+        "{QUIET}\nscripts.script_resource_ssl = true\n\
+         scripts.script_resource_certificate_chain = {:?}\n\
+         scripts.script_resource_private_key = {:?}\n",
+        pki.path().join("chain.pem"),
+        pki.path().join("key.pem"),
+    );
+    let lsr = Lsr::start(ems.addr.port(), &extra, &[]).await;
+    let verifying = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = verifying
+        .get(format!(
+            "https://localhost:{}/scripts/Thingworx/Things/LsrThing/Properties/Temperature",
+            lsr.addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    lsr.shutdown().await;
+}
