@@ -252,11 +252,14 @@ impl Actor {
             thing: self.info.thing.clone(),
             reason: reason.clone(),
         };
-        let call = self.inner.hooks.edge.complete_tunnel(complete);
-        match timeout(self.inner.config.edge_call_timeout, call).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(%err, "complete_tunnel failed"),
-            Err(_) => tracing::warn!("complete_tunnel timed out"),
+        // An edge that refused StartTunnel has nothing to complete.
+        if !matches!(reason, EndReason::EdgeRefused(_)) {
+            let call = self.inner.hooks.edge.complete_tunnel(complete);
+            match timeout(self.inner.config.edge_call_timeout, call).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(%err, "complete_tunnel failed"),
+                Err(_) => tracing::warn!("complete_tunnel timed out"),
+            }
         }
 
         let view = self.shared.view(&self.info);

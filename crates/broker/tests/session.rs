@@ -514,6 +514,10 @@ async fn user_session_limit_and_edge_refusal() {
     .await
     .unwrap();
     assert_eq!(refused.user, "bob");
+    assert!(
+        h.edge.completed().iter().all(|c| c.session_id != refused.id),
+        "CompleteTunnel sent to an edge that refused"
+    );
     // Unknown interface and no credentials.
     let r = h
         .http

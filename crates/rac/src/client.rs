@@ -59,7 +59,10 @@ impl Ended {
     fn from_end(end: SessionEnd) -> Self {
         Self {
             code: end.code,
-            by_us: end.initiator == Some(Initiator::Local) && end.code != Some(close::PEER_GONE),
+            // Ended here on purpose (Ctrl-C, stdio done); a local protocol
+            // error or a silent peer is not "by us".
+            by_us: end.initiator == Some(Initiator::Local)
+                && matches!(end.code, Some(close::NORMAL | close::GOING_AWAY)),
             reason: end.reason,
             bytes_sent: end.stats.bytes_sent,
             bytes_received: end.stats.bytes_received,
@@ -195,4 +198,41 @@ impl Tunnel {
 /// The TLS client configuration for `trust` (HTTP/1.1 ALPN).
 pub fn tls_config(trust: &net::Trust) -> Result<std::sync::Arc<rustls::ClientConfig>, RacError> {
     Ok(net::tls::client_config(trust, &[net::tls::ALPN_HTTP1])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunnel::Stats;
+
+    fn end(code: Option<u16>, initiator: Option<Initiator>) -> Ended {
+        Ended::from_end(SessionEnd {
+            code,
+            reason: "r".into(),
+            initiator,
+            stats: Stats::default(),
+        })
+    }
+
+    #[test]
+    fn exit_codes() {
+        let local = Some(Initiator::Local);
+        let peer = Some(Initiator::Peer);
+        assert_eq!(end(Some(close::GOING_AWAY), local).exit_code(), EXIT_OK);
+        assert_eq!(end(Some(close::NORMAL), local).exit_code(), EXIT_OK);
+        assert_eq!(end(Some(close::ENDED), peer).exit_code(), EXIT_OK);
+        assert_eq!(end(Some(close::IDLE), peer).exit_code(), EXIT_ENDED);
+        assert_eq!(end(Some(close::PEER_LEFT), peer).exit_code(), EXIT_ENDED);
+        assert_eq!(
+            end(Some(close::PROTOCOL_ERROR), local).exit_code(),
+            EXIT_ENDED
+        );
+        assert_eq!(end(Some(close::PEER_GONE), local).exit_code(), EXIT_LOST);
+        assert_eq!(end(Some(close::PEER_GONE), peer).exit_code(), EXIT_LOST);
+        assert_eq!(end(None, None).exit_code(), EXIT_LOST);
+        assert_eq!(
+            end(Some(close::IDLE), peer).message(),
+            "session ended: r (code 4003)"
+        );
+    }
 }
