@@ -515,7 +515,10 @@ async fn user_session_limit_and_edge_refusal() {
     .unwrap();
     assert_eq!(refused.user, "bob");
     assert!(
-        h.edge.completed().iter().all(|c| c.session_id != refused.id),
+        h.edge
+            .completed()
+            .iter()
+            .all(|c| c.session_id != refused.id),
         "CompleteTunnel sent to an edge that refused"
     );
     // Unknown interface and no credentials.
