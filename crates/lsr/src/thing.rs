@@ -333,6 +333,14 @@ fn read_properties(
             },
             |c| c as i64,
         );
+        if let Some(h) = get_str(&pt, "handler").filter(|h| h != "inmemory") {
+            tracing::warn!(
+                thing = %tc.name,
+                property = %name,
+                handler = %h,
+                "property handler not supported: the value is kept in memory"
+            );
+        }
         let private = matches!(pt.raw_get::<Value>("private"), Ok(Value::Boolean(true)));
         let description = get_str(&pt, "description").unwrap_or_default();
         let fill = || -> mlua::Result<()> {
