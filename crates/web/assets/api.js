@@ -28,7 +28,9 @@ export function setUnauthorizedHandler(f) {
 
 /** Calls `method path` with an optional JSON body; resolves to the JSON answer (null for 204). */
 export async function api(method, path, body, opts = {}) {
-  const headers = { Accept: 'application/json' };
+  // X-Tether-Web: the platform then leaves out WWW-Authenticate on a 401,
+  // so the browser does not open its own password dialog.
+  const headers = { Accept: 'application/json', 'X-Tether-Web': '1' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const s = session();
   if (method !== 'GET' && method !== 'HEAD' && s && s.csrfToken) {

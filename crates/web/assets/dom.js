@@ -108,3 +108,41 @@ export function copyBox(label, text) {
       }, 'Copy')),
     status);
 }
+
+/**
+ * Updates the rows of `tbody` in place from `rows` ({key, sig, build}):
+ * unchanged rows stay (so focus and clicks on them survive a refresh),
+ * changed rows get fresh cell contents except cells marked `data-keep`
+ * (links and buttons), new rows are built, gone rows removed. `empty` is
+ * the row shown when there is none.
+ */
+export function syncRows(tbody, rows, empty) {
+  const old = new Map();
+  for (const tr of [...tbody.children]) {
+    if (tr.dataset.rowKey !== undefined) old.set(tr.dataset.rowKey, tr);
+    else tr.remove();
+  }
+  const wanted = new Set(rows.map((r) => r.key));
+  for (const [k, tr] of old) if (!wanted.has(k)) tr.remove();
+  let prev = null;
+  for (const r of rows) {
+    let tr = old.get(r.key);
+    if (!tr) {
+      tr = r.build();
+      tr.dataset.rowKey = r.key;
+      tr.dataset.sig = r.sig;
+    } else if (tr.dataset.sig !== r.sig) {
+      const fresh = r.build();
+      [...tr.children].forEach((td, i) => {
+        const src = fresh.children[i];
+        if (!src || td.hasAttribute('data-keep')) return;
+        td.replaceChildren(...src.childNodes);
+      });
+      tr.dataset.sig = r.sig;
+    }
+    const at = prev ? prev.nextSibling : tbody.firstChild;
+    if (at !== tr) tbody.insertBefore(tr, at);
+    prev = tr;
+  }
+  if (rows.length === 0 && empty) tbody.appendChild(empty);
+}

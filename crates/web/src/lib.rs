@@ -19,10 +19,14 @@
 //! ```
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+/// Header the page sends on every API call.
+pub const PAGE_HEADER: &str = "x-tether-web";
 
 /// The Content-Security-Policy of every answer.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -90,6 +94,27 @@ where
         .route("/ui", get(index))
         .route("/ui/", get(index))
         .route("/ui/{*path}", get(file))
+}
+
+/// Middleware for the platform's whole router: on answers to the page's
+/// own API calls (marked with [`PAGE_HEADER`]) it removes
+/// `WWW-Authenticate`, so that a 401 (wrong password, expired session)
+/// reaches the page's script instead of making the browser open its own
+/// password dialog (and hold the request until it is dismissed). Other
+/// clients (scripts with HTTP basic) are untouched.
+///
+/// ```
+/// let app: axum::Router = web::router()
+///     .layer(axum::middleware::from_fn(web::no_basic_challenge));
+/// # let _ = app;
+/// ```
+pub async fn no_basic_challenge(req: Request, next: Next) -> Response {
+    let from_page = req.headers().contains_key(PAGE_HEADER);
+    let mut resp = next.run(req).await;
+    if from_page {
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+    resp
 }
 
 async fn index(headers: HeaderMap) -> Response {

@@ -2,7 +2,7 @@
 // status refreshed every few seconds.
 
 import { get } from '../api.js';
-import { field, h, message, replace } from '../dom.js';
+import { field, h, message, replace, syncRows } from '../dom.js';
 import { ago, when } from '../format.js';
 
 export const POLL_MS = 4000;
@@ -69,17 +69,20 @@ export async function render(main, _params, ctx) {
       .filter((t) => !q || [t.name, t.template, t.description, t.identifier || '']
         .some((s) => String(s).toLowerCase().includes(q)))
       .sort(compare);
-    const rows = shown.map((t) => h('tr', { dataset: { thing: t.name } },
-      h('td', { 'data-label': 'Name' }, h('a', { href: `#/devices/${encodeURIComponent(t.name)}` }, t.name)),
-      h('td', { 'data-label': 'Status' }, statusBadge(t.isConnected)),
-      h('td', { 'data-label': 'Last connection' }, t.lastConnection ? h('time', { title: when(t.lastConnection) }, ago(t.lastConnection)) : 'never'),
-      h('td', { 'data-label': 'Template' }, t.template),
-      h('td', { 'data-label': 'Description' }, t.description || '')));
-    if (rows.length === 0) {
-      rows.push(h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' },
-        things.length ? 'No device matches the search.' : 'No devices yet.')));
-    }
-    replace(tbody, rows);
+    syncRows(tbody, shown.map((t) => {
+      const since = t.lastConnection ? ago(t.lastConnection) : 'never';
+      return {
+        key: t.name,
+        sig: JSON.stringify([t, since]),
+        build: () => h('tr', { dataset: { thing: t.name } },
+          h('td', { 'data-label': 'Name', 'data-keep': true }, h('a', { href: `#/devices/${encodeURIComponent(t.name)}` }, t.name)),
+          h('td', { 'data-label': 'Status' }, statusBadge(t.isConnected)),
+          h('td', { 'data-label': 'Last connection' }, t.lastConnection ? h('time', { title: when(t.lastConnection) }, since) : since),
+          h('td', { 'data-label': 'Template' }, t.template),
+          h('td', { 'data-label': 'Description' }, t.description || '')),
+      };
+    }), h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' },
+      things.length ? 'No device matches the search.' : 'No devices yet.')));
     const connected = things.filter((t) => t.isConnected).length;
     summary.textContent = `${shown.length} of ${things.length} devices shown, ${connected} connected. Updated ${new Date().toLocaleTimeString()}.`;
   }

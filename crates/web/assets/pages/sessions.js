@@ -3,7 +3,7 @@
 // see and may end every session (the broker decides).
 
 import { del, get, seg } from '../api.js';
-import { h, message, replace } from '../dom.js';
+import { h, message, replace, syncRows } from '../dom.js';
 import { bytes, when } from '../format.js';
 import { session } from '../state.js';
 import { describe } from './session.js';
@@ -69,21 +69,26 @@ export async function render(main, _params, ctx) {
     const me = session();
     const active = list.filter((v) => v.state !== 'ended');
     const endedLive = list.filter((v) => v.state === 'ended');
-    const rows = active.map((v) => {
-      const b = h('button', { type: 'button', class: 'danger small', 'aria-label': `End session ${v.id} of ${v.user} to ${v.thing}` },
-        me && v.user !== me.user ? 'End (admin)' : 'End');
-      b.addEventListener('click', () => end(v, b));
-      return h('tr', { dataset: { session: v.id } }, cells(HEAD_ACTIVE, [
-        h('a', { href: `#/sessions/${encodeURIComponent(v.id)}` }, v.id.slice(0, 8)),
-        v.user, v.thing, v.interface,
-        describe(v).text.replace(/[.…]+$/, ''),
-        when(v.started || v.created),
-        bytes(v.bytes_client_to_server), bytes(v.bytes_server_to_client),
-        b,
-      ]));
-    });
-    if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: HEAD_ACTIVE.length, class: 'empty' }, 'No active sessions.')));
-    replace(activeBody, rows);
+    syncRows(activeBody, active.map((v) => ({
+      key: v.id,
+      sig: JSON.stringify(v),
+      build: () => {
+        const b = h('button', { type: 'button', class: 'danger small', 'aria-label': `End session ${v.id} of ${v.user} to ${v.thing}` },
+          me && v.user !== me.user ? 'End (admin)' : 'End');
+        b.addEventListener('click', () => end(v, b));
+        const tds = cells(HEAD_ACTIVE, [
+          h('a', { href: `#/sessions/${encodeURIComponent(v.id)}` }, v.id.slice(0, 8)),
+          v.user, v.thing, v.interface,
+          describe(v).text.replace(/[.…]+$/, ''),
+          when(v.started || v.created),
+          bytes(v.bytes_client_to_server), bytes(v.bytes_server_to_client),
+          b,
+        ]);
+        tds[0].setAttribute('data-keep', '');
+        tds[tds.length - 1].setAttribute('data-keep', '');
+        return h('tr', { dataset: { session: v.id } }, tds);
+      },
+    })), h('tr', {}, h('td', { colspan: HEAD_ACTIVE.length, class: 'empty' }, 'No active sessions.')));
 
     for (const [id, v] of seenLive) {
       if (!list.some((x) => x.id === id) && !vanished.has(id)) {
@@ -98,13 +103,15 @@ export async function render(main, _params, ctx) {
       ...[...vanished.values()].filter((v) => !known.has(v.id)).reverse(),
       ...history.filter((r) => !endedLive.some((v) => v.id === r.id)),
     ];
-    const erows = ended.map((r) => h('tr', {}, cells(HEAD_ENDED, [
-      r.id.slice(0, 8), r.user, r.thing, r.interface, when(r.created), when(r.ended),
-      bytes(r.bytes_client_to_server), bytes(r.bytes_server_to_client),
-      h('span', { title: r.detail || '' }, `${r.reason || '—'}${r.detail ? `: ${r.detail}` : ''}`),
-    ])));
-    if (erows.length === 0) erows.push(h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
-    replace(endedBody, erows);
+    syncRows(endedBody, ended.map((r) => ({
+      key: r.id,
+      sig: JSON.stringify(r),
+      build: () => h('tr', { dataset: { session: r.id } }, cells(HEAD_ENDED, [
+        r.id.slice(0, 8), r.user, r.thing, r.interface, when(r.created), when(r.ended),
+        bytes(r.bytes_client_to_server), bytes(r.bytes_server_to_client),
+        `${r.reason || '—'}${r.detail ? `: ${r.detail}` : ''}`,
+      ])),
+    })), h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
   }
 
   async function refresh() {
