@@ -1,107 +1,33 @@
-//! Encode/decode throughput of typical AlwaysOn messages.
+//! Encode/decode throughput of typical AlwaysOn messages (criterion, wall clock).
 //!
-//! Run: `cargo bench -p alwayson -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p alwayson --bench codec -- --warm-up-time 1 --measurement-time 3`.
+//! On a loaded machine prefer `cargo bench -p alwayson --bench cpu` (CPU time, min-of-N).
 
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 
-use alwayson::{
-    BaseType, Characteristic, Code, EntityType, FieldDef, InfoTable, Limits, Message, Primitive,
-    PropertyValue, RequestBody,
-};
+use alwayson::{Limits, Message, view};
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-/// A property push of 5 values, as an edge sends every scan.
-fn property_update() -> Message {
-    let values: Vec<PropertyValue> = (0..5)
-        .map(|i| PropertyValue {
-            name: format!("Property{i}"),
-            value: Primitive::Number(20.0 + f64::from(i)),
-            time: 1_795_240_634_000,
-            quality: "GOOD".into(),
-        })
-        .collect();
-    let body = RequestBody::new(
-        EntityType::THING,
-        "SteamSensor",
-        Characteristic::SERVICES,
-        "UpdateSubscribedPropertyValues",
-    )
-    .with_params(InfoTable::property_push(&values));
-    Message::request(Code::POST, 7, 0x5EED, body)
-}
-
-/// A service result of 100 rows x 10 fields of mixed types.
-fn big_table() -> Message {
-    let types = [
-        BaseType::String,
-        BaseType::Number,
-        BaseType::Boolean,
-        BaseType::DateTime,
-        BaseType::Integer,
-        BaseType::Number,
-        BaseType::String,
-        BaseType::Long,
-        BaseType::Number,
-        BaseType::String,
-    ];
-    let fields = types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| FieldDef::new(format!("field{i}"), *t))
-        .collect();
-    let mut t = InfoTable::new(fields);
-    for r in 0..100i32 {
-        t.rows.push(
-            types
-                .iter()
-                .map(|ty| match ty {
-                    BaseType::String => Primitive::String(format!("value-{r}")),
-                    BaseType::Number => Primitive::Number(f64::from(r) * 1.5),
-                    BaseType::Boolean => Primitive::Boolean(r % 2 == 0),
-                    BaseType::DateTime => Primitive::DateTime(1_795_240_634_000 + i64::from(r)),
-                    BaseType::Integer => Primitive::Integer(r),
-                    _ => Primitive::Long(i64::from(r) << 33),
-                })
-                .collect(),
-        );
-    }
-    let req = alwayson::Header {
-        code: Code::POST,
-        request_id: 9,
-        endpoint_id: 0,
-        session_id: 1,
-    };
-    Message::response(&req, Code::SUCCESS, Some(t))
-}
-
-/// A file-transfer-sized write: one 8 KiB BLOB parameter (per-byte cost, few items).
-fn blob_8k() -> Message {
-    let params = InfoTable::single_row([("data", Primitive::Blob(vec![0x5A; 8192]))]);
-    let body = RequestBody::new(
-        EntityType::SUBSYSTEM,
-        "FileTransferSubsystem",
-        Characteristic::SERVICES,
-        "WriteBlock",
-    )
-    .with_params(params);
-    Message::request(Code::POST, 11, 0x5EED, body)
-}
 
 fn bench(c: &mut Criterion) {
     let limits = Limits::default();
     for (name, msg) in [
-        ("property_update", property_update()),
-        ("infotable_100x10", big_table()),
-        ("blob_8k", blob_8k()),
+        ("property_update", common::property_update()),
+        ("infotable_100x10", common::big_table()),
+        ("blob_8k", common::blob_8k()),
     ] {
         let bytes = msg.to_bytes().expect("encodes");
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Bytes(bytes.len() as u64));
         g.bench_function("decode", |b| {
             b.iter(|| Message::decode(black_box(&bytes), &limits).expect("decodes"))
+        });
+        g.bench_function("view_decode", |b| {
+            b.iter(|| view::decode(black_box(&bytes), &limits).expect("decodes"))
         });
         let mut out = BytesMut::with_capacity(bytes.len());
         g.bench_function("encode", |b| {

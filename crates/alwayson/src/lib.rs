@@ -18,6 +18,8 @@
 //! - `body`: request, response, AUTH and BIND/UNBIND bodies (§2.4).
 //! - `message`: [`Header`], [`Message`], [`Body`] and their framing (§2.1).
 //! - `multipart`: [`split`] and [`Reassembler`] (§2.6, §12.14).
+//! - [`view`]: zero-copy decoding into borrowed views ([`view::decode`]), same checks as
+//!   [`Message::decode`], convertible to the owned types.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -33,6 +35,7 @@ mod limits;
 mod message;
 mod multipart;
 mod primitive;
+pub mod view;
 mod wire;
 
 pub use basetype::{BaseType, TextKind};

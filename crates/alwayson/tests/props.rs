@@ -8,7 +8,7 @@ use std::time::Instant;
 use alwayson::{
     AuthBody, BaseType, BindBody, Body, Characteristic, Code, EntityType, FieldDef, Gateway,
     Header, InfoTable, Limits, Location, Message, Primitive, Reassembler, RequestBody,
-    ResponseBody, TextKind, split,
+    ResponseBody, TextKind, split, view,
 };
 use proptest::prelude::*;
 
@@ -264,6 +264,81 @@ proptest! {
         }
         // With default limits the mutated message must still decode or fail cleanly.
         let _ = Message::decode(&bytes, &Limits::default());
+    }
+}
+
+/// Both decoders on the same bytes: the view converted to owned equals the owned decode,
+/// errors included (the view decoder makes the same checks in the same order).
+fn decoders_agree(bytes: &[u8], l: &Limits) -> Result<(), TestCaseError> {
+    let owned = Message::decode(bytes, l);
+    let viewed = view::decode(bytes, l).map(|v| v.to_owned());
+    prop_assert_eq!(&viewed, &owned);
+    if let Ok(h) = Header::peek(bytes) {
+        let body = bytes.get(alwayson::HEADER_LEN..).unwrap_or(&[]);
+        // The body decoder alone (as used after reassembly) agrees too.
+        if let Ok(m) = &owned {
+            let vb = view::decode_body(h.code, body, l).map(|b| b.to_owned());
+            prop_assert_eq!(vb.as_ref(), Ok(&m.body));
+        }
+    }
+    let t_owned = InfoTable::decode(bytes, l);
+    let t_view = view::decode_infotable(bytes, l).map(|t| t.to_owned());
+    prop_assert_eq!(t_view, t_owned);
+    let p_owned = Primitive::decode(bytes, l);
+    let p_view = view::PrimitiveRef::decode(bytes, l).map(|p| p.to_owned());
+    prop_assert_eq!(p_view, p_owned);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn view_decodes_every_message_like_owned(m in message()) {
+        let bytes = m.to_bytes().unwrap();
+        let v = view::decode(&bytes, &Limits::default()).unwrap();
+        prop_assert_eq!(&v.to_owned(), &m);
+        prop_assert_eq!(v.header, m.header);
+        decoders_agree(&bytes, &Limits::default())?;
+        decoders_agree(&bytes, &tight())?;
+    }
+
+    #[test]
+    fn view_decodes_every_value_like_owned(v in primitive()) {
+        let mut out = Vec::new();
+        v.encode_vec(&mut out).unwrap();
+        let r = view::PrimitiveRef::decode(&out, &Limits::default()).unwrap();
+        prop_assert_eq!(r.to_owned(), v.clone());
+        prop_assert_eq!(r.base_type(), v.base_type());
+        prop_assert_eq!(r.as_str(), v.as_str());
+        prop_assert_eq!(r.as_bool(), v.as_bool());
+        prop_assert_eq!(r.as_f64().map(f64::to_bits), v.as_f64().map(f64::to_bits));
+    }
+
+    #[test]
+    fn view_agrees_on_hostile_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        decoders_agree(&data, &tight())?;
+        decoders_agree(&data, &Limits::default())?;
+        // Behind a valid header, so the body decoders see the bytes.
+        for code in [0x01u8, 0x40, 0x14, 0x0A, 0x1F] {
+            let mut framed = vec![1, code, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+            framed.extend_from_slice(&data);
+            decoders_agree(&framed, &tight())?;
+            decoders_agree(&framed, &Limits::default())?;
+        }
+    }
+
+    #[test]
+    fn view_agrees_on_mutated_messages(m in message(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let mut bytes = m.to_bytes().unwrap().to_vec();
+        for (at, v) in flips {
+            let i = at % bytes.len();
+            bytes[i] = v;
+        }
+        decoders_agree(&bytes, &tight())?;
+        decoders_agree(&bytes, &Limits::default())?;
+        let cut = bytes.len() / 2;
+        decoders_agree(&bytes[..cut], &Limits::default())?;
     }
 }
 
