@@ -67,6 +67,13 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// An argon2 hash of a random password, computed once (blocking), used to
+/// spend the same time on unknown user names as on known ones.
+pub fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&random_token(16)).unwrap_or_default())
+}
+
 /// `n` random bytes from the OS generator, base64url without padding.
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
