@@ -87,7 +87,7 @@ export async function render(main, _params, ctx) {
     summary.textContent = `${shown.length} of ${things.length} devices shown, ${connected} connected. Updated ${new Date().toLocaleTimeString()}.`;
   }
 
-  search.addEventListener('input', draw);
+  for (const ev of ['input', 'change', 'search']) search.addEventListener(ev, draw);
 
   ctx.poll(async () => {
     try {

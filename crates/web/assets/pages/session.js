@@ -56,7 +56,7 @@ export async function render(main, params, ctx) {
   const launch = [];
   if (created && created.launch_url) {
     const cmd = `tether-rac open ${shellQuote(created.launch_url)}`;
-    launch.push(h('section', { 'aria-labelledby': 'launch-h', class: 'card' },
+    launch.push(h('section', { 'aria-labelledby': 'launch-h', class: 'card', id: 'launch' },
       h('h2', { id: 'launch-h' }, 'Join with the Tether RAC'),
       h('p', {}, 'The RAC should start on its own. If it does not, ',
         h('a', { href: created.launch_url, id: 'launch-link' }, 'open the launch link'),
@@ -104,11 +104,17 @@ export async function render(main, params, ctx) {
       h('dt', {}, 'Client → device'), h('dd', { id: 'bytes-up' }, bytes(v.bytes_client_to_server)),
       h('dt', {}, 'Device → client'), h('dd', { id: 'bytes-down' }, bytes(v.bytes_server_to_client)),
       h('dt', {}, 'Streams'), h('dd', {}, `${v.streams_open} open, ${v.streams_opened} opened`));
+    // The launch link is single use: once the client is in (or the
+    // session is over) it is of no more use.
+    const join = main.querySelector('#launch');
+    if (join && (v.client_attached || v.state === 'active' || v.state === 'ended')) join.hidden = true;
     if (v.state === 'ended') finish();
   }
 
   function finish() {
     ended = true;
+    const join = main.querySelector('#launch');
+    if (join) join.hidden = true;
     endButton.disabled = true;
     endButton.hidden = true;
   }
