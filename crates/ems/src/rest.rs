@@ -10,8 +10,9 @@
 //! - Answers: an InfoTable as JSON, rows first, key `datashape`; no content →
 //!   `{}` for PUT, an empty `text/plain` body otherwise; errors → the HTTP status of
 //!   the AlwaysOn code with the platform's message as text.
-//! - Not connected: writes (PUT/POST/DELETE) go to the offline store (200 with
-//!   `X-Tether-Offline: stored`), reads get 503; a full store gives 507.
+//! - Not connected: writes (PUT, DELETE, events, services other than `Get…`) go to
+//!   the offline store (200 with `X-Tether-Offline: stored`), reads get 503; a full
+//!   store gives 507.
 //!
 //! Optional basic authentication (`http_server.authenticate`), compared in constant time.
 
@@ -166,7 +167,12 @@ async fn handle(
             };
         req = req.with_params(params);
     }
-    let storable = code != Code::GET;
+    // Reads cannot be answered from the store; `Get…` services are reads too.
+    let storable = match code {
+        Code::GET => false,
+        Code::POST => !(characteristic == Characteristic::SERVICES && target.starts_with("Get")),
+        _ => true,
+    };
     match st.local.uplink.request(code, req, storable).await {
         Ok(Outcome::Answered(reply)) => {
             if reply.code.is_success() {

@@ -346,3 +346,63 @@ async fn fails_over_to_the_next_server() {
     assert_eq!(down.connections(), 0);
     ems.stop().await;
 }
+
+/// run2 capture #7: the LSR's `GetPropertySubscriptions {}` through the local REST is
+/// sent byte for byte as the real EMS sends it (`_content_` JSON), and the platform's
+/// table comes back rows first with `datashape`.
+#[tokio::test]
+async fn rest_get_property_subscriptions_matches_the_capture() {
+    let mut fake = Fake::start(Mode::Up).await;
+    let mut subs = InfoTable::new(vec![
+        alwayson::FieldDef::new("edgeName", alwayson::BaseType::String),
+        alwayson::FieldDef::new("pushType", alwayson::BaseType::String),
+        alwayson::FieldDef::new("pushThreshold", alwayson::BaseType::Number),
+    ]);
+    subs.rows.push(vec![
+        alwayson::Primitive::String("Temperature".into()),
+        alwayson::Primitive::String("ALWAYS".into()),
+        alwayson::Primitive::Number(0.0),
+    ]);
+    fake.replies.lock().unwrap().insert(
+        "GetPropertySubscriptions".into(),
+        (Code::SUCCESS, Some(subs)),
+    );
+    let ems = Ems::start(&config_json(fake.addr, "")).await;
+    fake.expect_msg("AUTH", Code::AUTH).await;
+    let http = reqwest::Client::new();
+    let url = ems.url("/Thingworx/Things/LsrThing/Services/GetPropertySubscriptions");
+    // The REST call may race the first connection: a read is refused (503) until then.
+    let body = eventually("connected", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.post(&url).body("{}").send().await.ok()?;
+            assert!(
+                r.headers().get("x-tether-offline").is_none(),
+                "a Get… service is never stored"
+            );
+            (r.status() == 200).then_some(())?;
+            r.text().await.ok()
+        }
+    })
+    .await;
+    let (_, raw, m) = fake
+        .expect_msg("GetPropertySubscriptions", Code::POST)
+        .await;
+    let mut want = hex(
+        "0103000000060000000000c0ffee000a084c73725468696e67021847657450726f7065727479537562736372697074696f6e73000501095f636f6e74656e745f000800000001000108027b7d00",
+    );
+    want[2..6].copy_from_slice(&m.header.request_id.to_be_bytes());
+    assert_eq!(raw, want);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body.starts_with(
+            r#"{"rows":[{"edgeName":"Temperature","pushType":"ALWAYS","pushThreshold":0"#
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        v["datashape"]["fieldDefinitions"]["pushThreshold"]["baseType"],
+        "NUMBER"
+    );
+    ems.stop().await;
+}
