@@ -18,10 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alwayson::{Characteristic, Code, InfoTable, Primitive};
-use test_support::{spawn_platform, PlatformOptions, TestEdge};
+use test_support::{PlatformOptions, TestEdge, spawn_platform};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -44,7 +47,12 @@ fn report(name: &str, elapsed: Duration, mut lat: Vec<Duration>, errors: u64) {
     );
 }
 
-async fn closed_loop(p: &platform::Platform, things: Arc<Vec<String>>, in_flight: usize, dur: Duration) -> (Duration, Vec<Duration>, u64) {
+async fn closed_loop(
+    p: &platform::Platform,
+    things: Arc<Vec<String>>,
+    in_flight: usize,
+    dur: Duration,
+) -> (Duration, Vec<Duration>, u64) {
     let start = Instant::now();
     let end = start + dur;
     let mut tasks = Vec::new();
@@ -59,7 +67,10 @@ async fn closed_loop(p: &platform::Platform, things: Arc<Vec<String>>, in_flight
                 let thing = &things[i % things.len()];
                 i += in_flight;
                 let t0 = Instant::now();
-                match p.request(thing, Code::GET, Characteristic::PROPERTIES, "Temp", None).await {
+                match p
+                    .request(thing, Code::GET, Characteristic::PROPERTIES, "Temp", None)
+                    .await
+                {
                     Ok(a) if a.code == Code::SUCCESS => lat.push(t0.elapsed()),
                     _ => errors += 1,
                 }
@@ -77,7 +88,12 @@ async fn closed_loop(p: &platform::Platform, things: Arc<Vec<String>>, in_flight
     (start.elapsed(), all, errors)
 }
 
-async fn open_loop(p: &platform::Platform, things: Arc<Vec<String>>, rate: u64, dur: Duration) -> (Duration, Vec<Duration>, u64) {
+async fn open_loop(
+    p: &platform::Platform,
+    things: Arc<Vec<String>>,
+    rate: u64,
+    dur: Duration,
+) -> (Duration, Vec<Duration>, u64) {
     // 100 pacers, each sending at rate/100 per second, each request in its own task.
     let pacers = 100u64;
     let per = rate / pacers;
@@ -101,8 +117,12 @@ async fn open_loop(p: &platform::Platform, things: Arc<Vec<String>>, rate: u64, 
                 let thing = thing.clone();
                 tokio::spawn(async move {
                     let t0 = Instant::now();
-                    let r = p.request(&thing, Code::GET, Characteristic::PROPERTIES, "Temp", None).await;
-                    let _ = tx.send(matches!(r, Ok(ref a) if a.code == Code::SUCCESS).then(|| t0.elapsed()));
+                    let r = p
+                        .request(&thing, Code::GET, Characteristic::PROPERTIES, "Temp", None)
+                        .await;
+                    let _ = tx.send(
+                        matches!(r, Ok(ref a) if a.code == Code::SUCCESS).then(|| t0.elapsed()),
+                    );
                 });
             }
         }));
@@ -123,7 +143,10 @@ async fn open_loop(p: &platform::Platform, things: Arc<Vec<String>>, rate: u64, 
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dur = Duration::from_secs(env_u64("ROUNDTRIP_SECS", 3));
         let rate = env_u64("ROUNDTRIP_RATE", 10_000);

@@ -137,8 +137,10 @@ async fn run(
             platform.shared.metrics.edge_connections.inc();
             info!(principal = %principal.label(), session = format_args!("{session_id:08x}"), "edge authenticated");
             let end = serve(&platform, &conn, &principal, &mut stream).await;
-            conn.fail_all();
+            // Forget the bindings first so no new request can reach this
+            // socket, then fail the requests still waiting.
             let unbound = platform.shared.registry.remove_connection(id);
+            conn.fail_all();
             platform.shared.metrics.edge_connections.dec();
             dispatch::on_unbound(
                 &platform,
