@@ -114,14 +114,16 @@ GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 MAINTAINER="Tether maintainers <maintainers@example.invalid>"
 HOMEPAGE="https://example.invalid/tether"
 
-# The workspace version ([workspace.package] version) as the package version.
+# The package version: the app's own `version`, or the workspace's
+# ([workspace.package] version) when it says `version.workspace = true`.
+# Read from the manifests: `cargo metadata` would wait on other builds' locks.
 version_of() {
-    if command -v cargo >/dev/null && command -v jq >/dev/null; then
-        (cd "$ROOT" && cargo metadata --no-deps --format-version 1 --offline 2>/dev/null) |
-            jq -r --arg n "$1" '.packages[] | select(.name == $n) | .version'
-    else
-        sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml"
+    local manifest="$ROOT/apps/$1/Cargo.toml" v
+    v="$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$manifest")"
+    if [ -z "$v" ] && grep -Eq '^version(\.workspace *= *true| *= *\{ *workspace *= *true)' "$manifest"; then
+        v="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
     fi
+    echo "$v"
 }
 
 # Depends of a binary: dpkg-shlibdeps when available, else the libraries every
@@ -273,7 +275,7 @@ write_control() {
         echo "Description: $(description_of "$pkg")"
     } >"$root/DEBIAN/control"
     # Every file under /etc is a conffile.
-    (cd "$root" && find etc -type f 2>/dev/null | sort | sed 's|^|/|') >"$root/DEBIAN/conffiles"
+    (cd "$root" && find . -path './etc/*' -type f | sed 's|^\.||' | sort) >"$root/DEBIAN/conffiles"
     [ -s "$root/DEBIAN/conffiles" ] || rm -f "$root/DEBIAN/conffiles"
     (cd "$root" && find . -path ./DEBIAN -prune -o -type f ! -path './etc/*' -print |
         sed 's|^\./||' | sort | xargs -r md5sum) >"$root/DEBIAN/md5sums"
@@ -319,7 +321,7 @@ for pkg in "${PACKAGES[@]}"; do
     find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     deb="$OUT/${pkg}_${VERSION}_${ARCH}.deb"
     # Debug binaries are large: gzip is much faster than xz for them.
-    if [ "$PROFILE" = debug ]; then compress=(-Zgzip -z6); else compress=(-Zxz); fi
+    if [ "$PROFILE" = debug ]; then compress=(-Zgzip -z1); else compress=(-Zxz); fi
     dpkg-deb --root-owner-group "${compress[@]}" --build "$root" "$deb" >/dev/null
     echo "$deb"
 done

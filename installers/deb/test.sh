@@ -138,7 +138,10 @@ as() {
 start_as() { # start_as USER LOG COMMAND...
     local user="$1" log="$2"
     shift 2
-    as "$user" "$@" >"$log" 2>&1 &
+    # A simple command in the background: $! is the service's own pid (setpriv
+    # and env exec it), so killing it stops the service, as systemd would.
+    setpriv --reuid="$user" --regid="$user" --init-groups -- env NO_COLOR=1 HOME=/nonexistent \
+        "$@" >"$log" 2>&1 &
     PIDS+=($!)
 }
 log_tail() { tail -n 8 "$1" 2>/dev/null | sed 's/^/        | /'; }
@@ -306,7 +309,7 @@ else
     log_tail "$PLOG"
 fi
 api() { curl -fsSk --max-time 5 -H "appKey: $APP_KEY" "https://127.0.0.1:$PORT$1"; }
-connected() { [ "$(api "/api/v1/things/$1" | jq -r '.is_connected')" = true ]; }
+connected() { [ "$(api "/api/v1/things/$1" | jq -r '.isConnected')" = true ]; }
 
 EMS_PORT="$(free_port)"
 ELOG="$WORK/ems.log"
@@ -341,9 +344,14 @@ if [ -n "$PORT" ] && cp -r /etc/tether/lsr "$LDIR" &&
     start_as tether-lsr "$LLOG" /usr/bin/tether-lsr -cfg "$LDIR/config.lua"
     if wait_for 60 connected LsrThing; then
         pass "tether-lsr connected through the EMS: LsrThing is_connected on the platform"
+        # The example template starts Temperature at 21.5 and warms it up by 0.5 per task run.
         temp="$(api /Thingworx/Things/LsrThing/Properties/Temperature | jq -r '.rows[0].Temperature' 2>/dev/null)"
-        check "platform REST -> EMS -> LSR template: LsrThing.Temperature = 21.5 (got ${temp:-nothing})" \
-            test "$temp" = 21.5
+        check "platform REST -> EMS -> LSR template: LsrThing.Temperature in 21.5..100 (got ${temp:-nothing})" \
+            python3 -c "import sys; sys.exit(0 if 21.5 <= float('${temp:-nan}') <= 100 else 1)"
+        sum="$(curl -sSk --max-time 10 -H "appKey: $APP_KEY" -H 'Content-Type: application/json' \
+            -d '{"p1": 2, "p2": 3}' "https://127.0.0.1:$PORT/Thingworx/Things/LsrThing/Services/Add" 2>&1)"
+        check "platform REST -> EMS -> LSR template: service Add(2, 3) = 5 (got $(head -c 300 <<<"$sum"))" \
+            jq -e '[.rows[0][]] == [5]' <<<"$sum"
     else
         fail "tether-lsr: LsrThing not connected within 60 s"
         log_tail "$LLOG"
