@@ -19,6 +19,7 @@
 //! [`MessageView::to_owned`]) where the message must outlive the frame.
 
 use crate::basetype::{BaseType, TextKind};
+use crate::body::{AuthBody, BindBody, Gateway, RequestBody, ResponseBody};
 use crate::code::{Characteristic, Code, EntityType};
 use crate::convention::PropertyValue;
 use crate::error::DecodeError;
@@ -26,7 +27,6 @@ use crate::infotable::{DataShape, FieldDef, InfoTable};
 use crate::limits::Limits;
 use crate::message::{Body, HEADER_LEN, Header, Message};
 use crate::primitive::{Location, Primitive, check_depth};
-use crate::body::{AuthBody, BindBody, Gateway, RequestBody, ResponseBody};
 use crate::wire::Reader;
 
 /// Content type byte for an InfoTable (as in `body`).
@@ -91,11 +91,7 @@ pub fn decode_infotable<'a>(
 /// A string, UTF-8 checked, borrowed. Short ASCII strings (names, most values) skip the
 /// general validator.
 #[inline(always)]
-fn str_ref<'a>(
-    r: &mut Reader<'a>,
-    max: usize,
-    what: &'static str,
-) -> Result<&'a str, DecodeError> {
+fn str_ref<'a>(r: &mut Reader<'a>, max: usize, what: &'static str) -> Result<&'a str, DecodeError> {
     let raw = r.str_bytes(max, what)?;
     crate::wire::utf8(raw).ok_or(DecodeError::InvalidUtf8(what))
 }
@@ -347,7 +343,10 @@ pub struct FieldView<'a> {
 impl FieldView<'_> {
     /// The value of an aspect by name.
     pub fn aspect(&self, name: &str) -> Option<&PrimitiveRef<'_>> {
-        self.aspects.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.aspects
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The owned [`FieldDef`].
@@ -510,9 +509,9 @@ impl<'a> InfoTableView<'a> {
             if fields.len() >= limits.max_fields {
                 return Err(too_large("fields", fields.len() + 1, limits.max_fields));
             }
-            if fields.is_empty() {
+            if fields.capacity() == 0 {
                 // A field takes at least 6 bytes; a few is the common case.
-                fields.reserve(8.min(r.remaining() / 6 + 1));
+                fields = Vec::with_capacity(8.min(r.remaining() / 6 + 1));
             }
             let name = str_ref(r, limits.max_string, "field name")?;
             let description = str_ref(r, limits.max_string, "field description")?;
@@ -534,6 +533,8 @@ impl<'a> InfoTableView<'a> {
             });
         }
         let stride = fields.len();
+        // A VARIANT cell passes the depth check at this depth (see `check_depth`).
+        let variant_ok = check_depth(depth, limits).is_ok();
         let mut cells: Vec<PrimitiveRef<'a>> = Vec::new();
         let mut starts: Vec<usize> = Vec::new();
         let mut rows = 0usize;
@@ -559,12 +560,24 @@ impl<'a> InfoTableView<'a> {
             if rows == 0 {
                 // Room for a few rows before the first one tells their size (each cell takes
                 // at least one byte of input).
-                cells.reserve(n.saturating_mul(8).min(r.remaining()));
+                cells = Vec::with_capacity(n.saturating_mul(8).min(r.remaining()));
             }
+            // The hot loop: common cells are read straight from the slice; anything else,
+            // and every error, goes through the general reader from the same position, so
+            // results and errors are those of `PrimitiveRef::read`.
+            let buf = r.buf();
+            let mut pos = r.position();
             for _ in 0..n {
-                let c = PrimitiveRef::read(r, limits, depth)?;
-                cells.push(c);
+                match fast_cell(buf, pos, limits.max_string, variant_ok, &mut cells) {
+                    Some(next) => pos = next,
+                    None => {
+                        r.seek(pos);
+                        cells.push(PrimitiveRef::read(r, limits, depth)?);
+                        pos = r.position();
+                    }
+                }
             }
+            r.seek(pos);
             rows += 1;
             if !starts.is_empty() {
                 starts.push(cells.len());
@@ -586,6 +599,71 @@ impl<'a> InfoTableView<'a> {
             starts,
         })
     }
+}
+
+/// The wire bytes `buf[at..at + N]` as an array, if present.
+#[inline(always)]
+fn arr<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
+    buf.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// Appends the scalar cell (type byte and value) at `pos` and returns the position after it:
+/// STRING with a one-byte length and ASCII text, NUMBER, BOOLEAN, DATETIME, INTEGER, LONG,
+/// NOTHING, and a VARIANT wrapping one of the fixed-size ones. `None` (nothing appended) for
+/// anything else or any check that fails: the caller then reads the cell with the general
+/// reader, which gives the exact result or error.
+#[inline(always)]
+fn fast_cell<'a>(
+    buf: &'a [u8],
+    pos: usize,
+    max_string: usize,
+    variant_ok: bool,
+    cells: &mut Vec<PrimitiveRef<'a>>,
+) -> Option<usize> {
+    let at = pos + 1;
+    let (cell, next) = match *buf.get(pos)? {
+        0 => {
+            let len = usize::from(*buf.get(at)?);
+            if len >= 0x80 || len > max_string {
+                return None;
+            }
+            let raw = buf.get(at + 1..at + 1 + len)?;
+            (PrimitiveRef::String(crate::wire::ascii(raw)?), at + 1 + len)
+        }
+        1 => (
+            PrimitiveRef::Number(f64::from_be_bytes(arr(buf, at)?)),
+            at + 8,
+        ),
+        2 => (PrimitiveRef::Boolean(*buf.get(at)? != 0), at + 1),
+        3 => (
+            PrimitiveRef::DateTime(i64::from_be_bytes(arr(buf, at)?)),
+            at + 8,
+        ),
+        22 => (
+            PrimitiveRef::Integer(i32::from_be_bytes(arr(buf, at)?)),
+            at + 4,
+        ),
+        23 => (
+            PrimitiveRef::Long(i64::from_be_bytes(arr(buf, at)?)),
+            at + 8,
+        ),
+        0xFF => (PrimitiveRef::Nothing, at),
+        18 if variant_ok => {
+            let len = match *buf.get(at)? {
+                1 | 3 | 23 => 8,
+                2 => 1,
+                22 => 4,
+                0xFF => 0,
+                _ => return None,
+            };
+            let end = at + 1 + len;
+            let raw = buf.get(at..end)?;
+            (PrimitiveRef::Variant(VariantRef { raw }), end)
+        }
+        _ => return None,
+    };
+    cells.push(cell);
+    Some(next)
 }
 
 fn too_large(what: &'static str, len: usize, max: usize) -> DecodeError {
@@ -783,7 +861,9 @@ impl<'a> PrimitiveRef<'a> {
             PrimitiveRef::Number(n) => Primitive::Number(*n),
             PrimitiveRef::Boolean(b) => Primitive::Boolean(*b),
             PrimitiveRef::DateTime(t) => Primitive::DateTime(*t),
-            PrimitiveRef::InfoTable(t) => Primitive::InfoTable(Box::new(InfoTableView::to_owned(t))),
+            PrimitiveRef::InfoTable(t) => {
+                Primitive::InfoTable(Box::new(InfoTableView::to_owned(t)))
+            }
             PrimitiveRef::Location(l) => Primitive::Location(*l),
             PrimitiveRef::Image(b) => Primitive::Image(b.to_vec()),
             PrimitiveRef::Blob(b) => Primitive::Blob(b.to_vec()),
@@ -911,7 +991,8 @@ mod tests {
             FieldDef::new("a", BaseType::Integer),
             FieldDef::new("b", BaseType::Integer),
         ]);
-        t.rows.push(vec![Primitive::Integer(1), Primitive::Integer(2)]);
+        t.rows
+            .push(vec![Primitive::Integer(1), Primitive::Integer(2)]);
         t.rows.push(vec![Primitive::Integer(3)]);
         t.rows.push(vec![]);
         t.rows.push(vec![
@@ -957,10 +1038,22 @@ mod tests {
             .map(PropertyValueRef::to_owned)
             .collect();
         assert_eq!(got, values);
-        assert_eq!(v.value("values").map(PrimitiveRef::base_type), Some(BaseType::InfoTable));
-        let inner = v.value("values").and_then(PrimitiveRef::as_infotable).unwrap();
-        assert_eq!(inner.get(1, "value").and_then(PrimitiveRef::as_str), Some("x"));
-        assert_eq!(inner.get(0, "value").and_then(PrimitiveRef::as_f64), Some(1.5));
+        assert_eq!(
+            v.value("values").map(PrimitiveRef::base_type),
+            Some(BaseType::InfoTable)
+        );
+        let inner = v
+            .value("values")
+            .and_then(PrimitiveRef::as_infotable)
+            .unwrap();
+        assert_eq!(
+            inner.get(1, "value").and_then(PrimitiveRef::as_str),
+            Some("x")
+        );
+        assert_eq!(
+            inner.get(0, "value").and_then(PrimitiveRef::as_f64),
+            Some(1.5)
+        );
     }
 
     #[test]

@@ -26,6 +26,18 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The whole input (for hot loops that track the position themselves).
+    #[inline]
+    pub(crate) fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Moves to `pos`, a position previously read from this reader (never past the end).
+    #[inline]
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.buf.len());
+    }
+
     #[inline]
     pub(crate) fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
@@ -128,13 +140,23 @@ impl<'a> Reader<'a> {
 /// 50-100 instructions for a 10-byte string; anything else goes to `std::str::from_utf8`.
 #[inline(always)]
 pub(crate) fn utf8(b: &[u8]) -> Option<&str> {
+    match ascii(b) {
+        Some(s) => Some(s),
+        None => std::str::from_utf8(b).ok(),
+    }
+}
+
+/// The bytes as `&str` if they are all ASCII (inlined word-at-a-time check).
+#[inline(always)]
+pub(crate) fn ascii(b: &[u8]) -> Option<&str> {
     if b.is_ascii() {
         // SAFETY: every byte is below 0x80, and a sequence of ASCII bytes is valid UTF-8.
+        // This is the crate's only unsafe code.
         #[allow(unsafe_code)]
         let s = unsafe { std::str::from_utf8_unchecked(b) };
         Some(s)
     } else {
-        std::str::from_utf8(b).ok()
+        None
     }
 }
 
@@ -254,6 +276,7 @@ mod tests {
         ];
         for s in samples {
             assert_eq!(utf8(s), std::str::from_utf8(s).ok());
+            assert_eq!(ascii(s).is_some(), s.is_ascii());
         }
     }
 }

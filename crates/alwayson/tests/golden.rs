@@ -10,8 +10,12 @@ use alwayson::{
 };
 use common::{b, enc};
 
+/// Decodes with both decoders; the zero-copy view must give the same message.
 fn dec(bytes: &[u8]) -> Message {
-    Message::decode(bytes, &Limits::default()).expect("golden message decodes")
+    let m = Message::decode(bytes, &Limits::default()).expect("golden message decodes");
+    let v = alwayson::view::decode(bytes, &Limits::default()).expect("golden message views");
+    assert_eq!(v.to_owned(), m, "view decode");
+    m
 }
 
 fn both_ways(m: &Message, bytes: &[u8]) {
