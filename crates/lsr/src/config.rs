@@ -258,6 +258,8 @@ enum Scalar {
     Str(String),
     Num(f64),
     Bool(bool),
+    /// A nested table inside a thing's entry: passed to the template in `p_data`.
+    Json(serde_json::Value),
 }
 
 impl Scalar {
@@ -266,6 +268,7 @@ impl Scalar {
             Scalar::Str(s) => serde_json::Value::String(s.clone()),
             Scalar::Num(n) => crate::json::number(*n),
             Scalar::Bool(b) => serde_json::Value::Bool(*b),
+            Scalar::Json(v) => v.clone(),
         }
     }
 }
@@ -339,10 +342,16 @@ fn run_config_lua(source: &str, path: &Path) -> Result<RawConfig, ConfigError> {
                         Some(s) => {
                             fields.insert(fk, s);
                         }
+                        None if matches!(fv, Value::Table(_)) => {
+                            let j = crate::json::from_lua(&fv).map_err(|e| {
+                                ConfigError::invalid(format!("scripts.{key}.{fk}"), e.to_string())
+                            })?;
+                            fields.insert(fk, Scalar::Json(j));
+                        }
                         None => {
                             return Err(ConfigError::invalid(
                                 format!("scripts.{key}.{fk}"),
-                                "must be a string, number or boolean",
+                                "must be a string, number, boolean or table",
                             ));
                         }
                     }
@@ -392,6 +401,7 @@ impl Fields<'_> {
             Scalar::Str(s) => Some(s.clone()),
             Scalar::Num(n) => Some(crate::json::number(*n).to_string()),
             Scalar::Bool(b) => Some(b.to_string()),
+            Scalar::Json(v) => Some(v.to_string()),
         }
     }
 
@@ -408,6 +418,10 @@ impl Fields<'_> {
                     format!("expected true or false, got {s:?}"),
                 )),
             },
+            Some(Scalar::Json(_)) => Err(ConfigError::invalid(
+                self.key(k),
+                "expected true or false, got a table",
+            )),
         }
     }
 
@@ -418,11 +432,8 @@ impl Fields<'_> {
             Some(Scalar::Str(s)) => s.trim().parse::<f64>().map_err(|_| {
                 ConfigError::invalid(self.key(k), format!("expected a number, got {s:?}"))
             })?,
-            Some(Scalar::Bool(_)) => {
-                return Err(ConfigError::invalid(
-                    self.key(k),
-                    "expected a number, got a boolean",
-                ));
+            Some(Scalar::Bool(_) | Scalar::Json(_)) => {
+                return Err(ConfigError::invalid(self.key(k), "expected a number"));
             }
         };
         if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9.0e15) {

@@ -220,3 +220,19 @@ fn https_needs_usable_certificate_files() {
     let c = parse(&format!("{THING}scripts.script_resource_ssl = true")).unwrap();
     assert!(c.resource.tls.is_some());
 }
+
+#[test]
+fn nested_tables_in_a_thing_reach_p_data() {
+    let c = parse(
+        "scripts.T = { file = \"thing.lua\", template = \"example\", \
+         custom = { pins = { 4, 17 }, label = \"pump\" } }",
+    )
+    .unwrap();
+    let p = &c.things[0].p_data;
+    assert_eq!(p["custom"]["pins"], serde_json::json!([4, 17]));
+    assert_eq!(p["custom"]["label"], serde_json::json!("pump"));
+    assert_eq!(
+        bad_key("scripts.T = { file = \"thing.lua\", template = \"example\", taskRate = {} }"),
+        "scripts.T.taskRate"
+    );
+}
