@@ -4,8 +4,8 @@
 
 local host_log = __tether_log
 local now_ms = __tether_now_ms
-local format, select, tostring, type, pairs, rawget, rawset, setmetatable =
-  string.format, select, tostring, type, pairs, rawget, rawset, setmetatable
+local format, select, tostring, type, pairs, ipairs, rawget, rawset, setmetatable, getmetatable =
+  string.format, select, tostring, type, pairs, ipairs, rawget, rawset, setmetatable, getmetatable
 
 local function log_at(level)
   return function(tag, fmt, ...)
@@ -42,6 +42,61 @@ function private(t)
   return { __tether_kind = "private", flag = t }
 end
 
+-- DataShape.Name:clone() and tw_infotable.createInfoTable(ds), as in the ThingWorx LSR.
+local shape_methods = {}
+shape_methods.__index = shape_methods
+function shape_methods.clone(ds)
+  local copy = {}
+  for i, f in ipairs(ds) do
+    local c = {}
+    for k, v in pairs(f) do c[k] = v end
+    copy[i] = c
+  end
+  return setmetatable(copy, shape_methods)
+end
+
+local infotable_methods = {}
+infotable_methods.__index = infotable_methods
+function infotable_methods.addRow(it, row)
+  if type(row) ~= "table" then return false, "row must be a table" end
+  local fields = it.dataShape.fieldDefinitions
+  local r = {}
+  for k, v in pairs(row) do
+    if fields[k] == nil then
+      return false, format("field '%s' is not in the data shape", tostring(k))
+    end
+    if type(v) == "table" and getmetatable(v) == infotable_methods then v = v:toTable() end
+    r[k] = v
+  end
+  it.rows[#it.rows + 1] = r
+  return true
+end
+function infotable_methods.toTable(it)
+  return { dataShape = it.dataShape, rows = it.rows }
+end
+
+tw_infotable = {
+  createInfoTable = function(ds)
+    local defs = {}
+    for i, f in ipairs(ds or {}) do
+      defs[f.name] = {
+        name = f.name, baseType = f.baseType, description = f.description or "",
+        ordinal = f.ordinal or i, aspects = f.aspects or {},
+      }
+    end
+    return setmetatable({ dataShape = { fieldDefinitions = defs }, rows = {} }, infotable_methods)
+  end,
+}
+
+-- Events are not forwarded yet: say so instead of dropping them silently.
+server = {
+  fireEvent = function(name)
+    host_log("WARN", "server", "fireEvent(" .. tostring(name) .. "): events are not supported by tether-lsr yet")
+    return 501, "events are not supported by tether-lsr yet"
+  end,
+}
+tw_server = server
+
 local function recorder(kind)
   return setmetatable({}, {
     __index = function(self, name)
@@ -61,7 +116,7 @@ local function recorder(kind)
             end
           end
         else
-          def = { ... }
+          def = setmetatable({ ... }, shape_methods)
         end
         rawset(self, name, def)
         return def
@@ -148,6 +203,8 @@ local function extend(m)
   rawset(m, "output", output)
   rawset(m, "description", description)
   rawset(m, "private", private)
+  rawset(m, "server", server)
+  rawset(m, "tw_server", server)
   for name, t in pairs(__tether_loaded) do
     if type(name) == "string" and name:find("shapes%.") == 1 and type(t) == "table" then
       merge(m.properties, rawget(t, "properties"))

@@ -160,6 +160,17 @@ async fn service_with_parameters_answers_as_captured() {
     let (_, body) = lsr.get("LsrThing/Properties/Status").await;
     assert!(body.contains(r#""Status":"running""#), "{body}");
 
+    // an INFOTABLE built with tw_infotable from a declared data shape
+    let (s, body) = lsr.post("LsrThing/Services/GetReading", "").await;
+    assert_eq!(s, 200, "{body}");
+    let it: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(it["rows"][0]["Status"], json!("running"));
+    assert!(it["rows"][0]["Temperature"].is_number(), "{body}");
+    assert_eq!(
+        it["dataShape"]["fieldDefinitions"]["Temperature"]["baseType"],
+        json!("NUMBER")
+    );
+
     // UTF-8 round trip (TCP stream 54)
     let (s, body) = lsr
         .post(

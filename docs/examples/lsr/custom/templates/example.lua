@@ -49,3 +49,21 @@ tasks.warmUp = function(me)
   if t > 100 then t = 21.5 end
   properties.Temperature.value = t
 end
+
+-- An INFOTABLE result built from a declared data shape (ThingWorx style).
+dataShapes.Reading(
+  { name = "Temperature", baseType = "NUMBER" },
+  { name = "Status", baseType = "STRING" }
+)
+
+serviceDefinitions.GetReading(
+  output { baseType = "INFOTABLE", description = "current values", aspects = { dataShape = "Reading" } },
+  description { "Returns the current values as an InfoTable" }
+)
+
+services.GetReading = function(me, headers, query, data)
+  local it = tw_infotable.createInfoTable(DataShape.Reading:clone())
+  local ok, err = it:addRow({ Temperature = properties.Temperature.value, Status = properties.Status.value })
+  if not ok then return 400, err end
+  return 200, it
+end
