@@ -194,7 +194,10 @@ fn serve(asset: Option<&'static Asset>, req: &HeaderMap) -> Response {
     };
     let h = r.headers_mut();
     security_headers(h);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
     if let Ok(v) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, v);
     }
@@ -220,7 +223,14 @@ mod tests {
     #[test]
     fn no_inline_script_or_style_in_html() {
         let html = std::str::from_utf8(asset("index.html").unwrap().body).unwrap();
-        for bad in ["<script>", "style=", "<style", "onclick", "onload", "javascript:"] {
+        for bad in [
+            "<script>",
+            "style=",
+            "<style",
+            "onclick",
+            "onload",
+            "javascript:",
+        ] {
             assert!(!html.contains(bad), "index.html contains {bad}");
         }
         assert!(html.contains(r#"<script type="module" src="/ui/app.js"></script>"#));
@@ -230,7 +240,13 @@ mod tests {
     fn modules_do_not_use_inner_html_or_eval() {
         for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
             let text = std::str::from_utf8(a.body).unwrap();
-            for bad in ["innerHTML", "outerHTML", "eval(", "new Function", "document.write"] {
+            for bad in [
+                "innerHTML",
+                "outerHTML",
+                "eval(",
+                "new Function",
+                "document.write",
+            ] {
                 assert!(!text.contains(bad), "{} uses {bad}", a.path);
             }
         }

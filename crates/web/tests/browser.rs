@@ -35,7 +35,13 @@ fn shots_dir() -> PathBuf {
 
 async fn login(b: &Browser, base: &str, user: &str, password: &str) -> Result<()> {
     b.goto(&format!("{base}/#/login")).await?;
-    b.wait_js("the login form", "return document.querySelector('input[name=username]');", json!([]), T).await?;
+    b.wait_js(
+        "the login form",
+        "return document.querySelector('input[name=username]');",
+        json!([]),
+        T,
+    )
+    .await?;
     b.type_into("input[name=username]", user).await?;
     b.type_into("input[name=password]", password).await?;
     b.click("form button[type=submit]").await?;
@@ -44,7 +50,10 @@ async fn login(b: &Browser, base: &str, user: &str, password: &str) -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_headless_chromium() -> Result<()> {
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     let shots = shots_dir();
     let b = Browser::start(&shots).await.context("start the browser")?;
     let result = run(&b).await;
@@ -60,7 +69,12 @@ async fn console_in_headless_chromium() -> Result<()> {
     let bad: Vec<_> = console
         .iter()
         .filter(|e| e["level"] == "SEVERE")
-        .filter(|e| !e["message"].as_str().unwrap_or_default().contains("Failed to load resource"))
+        .filter(|e| {
+            !e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Failed to load resource")
+        })
         .collect();
     ensure!(bad.is_empty(), "browser console errors: {bad:#?}");
     Ok(())
@@ -71,70 +85,130 @@ async fn run(b: &Browser) -> Result<()> {
     let base = server.base.clone();
 
     // A device connects over AlwaysOn and pushes two values.
-    let mut edge = TestEdge::connect(&format!("wss://{}/Thingworx/WS", base.trim_start_matches("https://")), server.client_tls()?, None).await?;
+    let mut edge = TestEdge::connect(
+        &format!("wss://{}/Thingworx/WS", base.trim_start_matches("https://")),
+        server.client_tls()?,
+        None,
+    )
+    .await?;
     edge.auth_app_key(&server.app_key).await?;
     edge.bind(&["Pump1"]).await?;
     let now = chrono_now_ms();
     edge.push_properties(
         "Pump1",
         &[
-            PropertyValue { name: "Pressure".into(), value: Primitive::Number(4.25), time: now, quality: "GOOD".into() },
-            PropertyValue { name: "Mode".into(), value: Primitive::String("auto".into()), time: now, quality: "GOOD".into() },
+            PropertyValue {
+                name: "Pressure".into(),
+                value: Primitive::Number(4.25),
+                time: now,
+                quality: "GOOD".into(),
+            },
+            PropertyValue {
+                name: "Mode".into(),
+                value: Primitive::String("auto".into()),
+                time: now,
+                quality: "GOOD".into(),
+            },
         ],
     )
     .await?;
 
     // 1. Log in: a wrong password is refused with a clear message.
     b.goto(&format!("{base}/")).await?;
-    b.wait_js("the login form", "return document.querySelector('input[name=password]');", json!([]), T).await?;
+    b.wait_js(
+        "the login form",
+        "return document.querySelector('input[name=password]');",
+        json!([]),
+        T,
+    )
+    .await?;
     b.screenshot("01-login").await?;
     b.type_into("input[name=username]", ADMIN.0).await?;
-    b.type_into("input[name=password]", "wrong-password").await?;
+    b.type_into("input[name=password]", "wrong-password")
+        .await?;
     b.click("form button[type=submit]").await?;
-    b.wait_text("#login-messages", "invalid user name or password", T).await?;
+    b.wait_text("#login-messages", "invalid user name or password", T)
+        .await?;
     b.screenshot("02-login-refused").await?;
     login(b, &base, ADMIN.0, ADMIN.1).await?;
 
     // 2. Devices: Pump1 connected, live.
-    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T).await?;
-    b.wait_text("#devices tr[data-thing=Pump2]", "Disconnected", T).await?;
+    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T)
+        .await?;
+    b.wait_text("#devices tr[data-thing=Pump2]", "Disconnected", T)
+        .await?;
     // Search narrows the list; sorting by status puts the connected one last.
     b.type_into("input[name=q]", "pump").await?;
-    b.wait_js("search to hide Valve7", "return !document.querySelector('#devices tr[data-thing=Valve7]');", json!([]), T).await?;
+    b.wait_js(
+        "search to hide Valve7",
+        "return !document.querySelector('#devices tr[data-thing=Valve7]');",
+        json!([]),
+        T,
+    )
+    .await?;
     b.type_into("input[name=q]", "").await?;
     b.screenshot("03-devices").await?;
     // The device goes offline and comes back: the list follows without a reload.
     edge.unbind(&["Pump1"]).await?;
-    b.wait_text("#devices tr[data-thing=Pump1]", "Disconnected", T).await?;
+    b.wait_text("#devices tr[data-thing=Pump1]", "Disconnected", T)
+        .await?;
     edge.bind(&["Pump1"]).await?;
-    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T).await?;
+    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T)
+        .await?;
 
     // 3. The device page: values with time and quality, interfaces.
     b.click("#devices tr[data-thing=Pump1] a").await?;
-    b.wait_text("#properties tr[data-prop=Pressure]", "4.25", T).await?;
-    b.wait_text("#properties tr[data-prop=Mode]", "GOOD", T).await?;
-    b.wait_js("an enabled Connect button", "const x = document.querySelector('button[data-connect=ssh]'); return x && !x.disabled;", json!([]), T).await?;
-    edge.push_properties(
-        "Pump1",
-        &[PropertyValue { name: "Pressure".into(), value: Primitive::Number(5.5), time: chrono_now_ms(), quality: "GOOD".into() }],
+    b.wait_text("#properties tr[data-prop=Pressure]", "4.25", T)
+        .await?;
+    b.wait_text("#properties tr[data-prop=Mode]", "GOOD", T)
+        .await?;
+    b.wait_js(
+        "an enabled Connect button",
+        "const x = document.querySelector('button[data-connect=ssh]'); return x && !x.disabled;",
+        json!([]),
+        T,
     )
     .await?;
-    b.wait_text("#properties tr[data-prop=Pressure]", "5.5", T).await?;
+    edge.push_properties(
+        "Pump1",
+        &[PropertyValue {
+            name: "Pressure".into(),
+            value: Primitive::Number(5.5),
+            time: chrono_now_ms(),
+            quality: "GOOD".into(),
+        }],
+    )
+    .await?;
+    b.wait_text("#properties tr[data-prop=Pressure]", "5.5", T)
+        .await?;
     b.screenshot("04-device").await?;
 
     // 4. Connect: the session waits for the client; the page shows the command.
     // Stand in for the operating system's tether:// hand-off: record the
     // launch instead (headless Chromium cannot dismiss its external-protocol
     // prompt, which would hold the tab's input).
-    b.js("HTMLAnchorElement.prototype.click = function () { window.launched = this.href; };", json!([])).await?;
+    b.js(
+        "HTMLAnchorElement.prototype.click = function () { window.launched = this.href; };",
+        json!([]),
+    )
+    .await?;
     b.click("button[data-connect=ssh]").await?;
-    b.wait_text("#session-state", "Waiting for your client", T).await?;
+    b.wait_text("#session-state", "Waiting for your client", T)
+        .await?;
     let cmd = b.text(".copyrow .code").await?;
-    ensure!(cmd.starts_with("tether-rac open 'tether://open?"), "command shown: {cmd}");
+    ensure!(
+        cmd.starts_with("tether-rac open 'tether://open?"),
+        "command shown: {cmd}"
+    );
     b.screenshot("05-session-waiting").await?;
-    let launch = cmd.trim_start_matches("tether-rac open ").trim_matches('\'');
+    let launch = cmd
+        .trim_start_matches("tether-rac open ")
+        .trim_matches('\'');
     let launched = b.js("return window.launched;", json!([])).await?;
-    ensure!(launched == json!(launch), "the page launched {launched}, the command says {launch}");
+    ensure!(
+        launched == json!(launch),
+        "the page launched {launched}, the command says {launch}"
+    );
     let launch = rac::LaunchUrl::parse(launch)?;
     let session_id = launch.session.clone();
 
@@ -145,7 +219,13 @@ async fn run(b: &Browser) -> Result<()> {
         trust: net::Trust::pinned_from_strs(&[&server.fingerprint])?,
         ..rac::RunOptions::default()
     };
-    let rac_task = tokio::spawn(rac::listen_on(rac::Join::Launch(launch), listener, opts, CancellationToken::new(), Arc::new(|_| {})));
+    let rac_task = tokio::spawn(rac::listen_on(
+        rac::Join::Launch(launch),
+        listener,
+        opts,
+        CancellationToken::new(),
+        Arc::new(|_| {}),
+    ));
     b.wait_js("the session to be active", "const e = document.querySelector('#session-state'); return e && e.dataset.state === 'active';", json!([]), T).await?;
     // Bytes through the tunnel show on the page.
     let mut s = tokio::net::TcpStream::connect(local).await?;
@@ -153,7 +233,13 @@ async fn run(b: &Browser) -> Result<()> {
     let mut back = [0u8; 24];
     tokio::time::timeout(T, s.read_exact(&mut back)).await??;
     ensure!(&back == b"hello through the tether");
-    b.wait_js("bytes on the page", "const e = document.querySelector('#bytes-up'); return e && e.innerText !== '0 B';", json!([]), T).await?;
+    b.wait_js(
+        "bytes on the page",
+        "const e = document.querySelector('#bytes-up'); return e && e.innerText !== '0 B';",
+        json!([]),
+        T,
+    )
+    .await?;
     b.screenshot("06-session-active").await?;
 
     // 5. Sessions: the active session is listed with its user and bytes.
@@ -174,48 +260,77 @@ async fn run(b: &Browser) -> Result<()> {
     ensure!(ended.bytes_sent == 24, "rac: {ended:?}");
     b.screenshot("08-session-ended").await?;
     b.goto(&format!("{base}/#/sessions")).await?;
-    b.wait_text("#active-sessions", "No active sessions", T).await?;
+    b.wait_text("#active-sessions", "No active sessions", T)
+        .await?;
 
     // 6. Administration.
     b.goto(&format!("{base}/#/admin/users")).await?;
     b.wait_text("#users", ADMIN.0, T).await?;
-    b.type_into("#admin-users input[name=name]", OPERATOR.0).await?;
-    b.js("document.querySelector('#admin-users select[name=role]').value = 'operator';", json!([])).await?;
-    b.type_into("#admin-users input[name=password]", OPERATOR.1).await?;
+    b.type_into("#admin-users input[name=name]", OPERATOR.0)
+        .await?;
+    b.js(
+        "document.querySelector('#admin-users select[name=role]').value = 'operator';",
+        json!([]),
+    )
+    .await?;
+    b.type_into("#admin-users input[name=password]", OPERATOR.1)
+        .await?;
     b.click("#admin-users form button[type=submit]").await?;
-    b.wait_text("#users tr[data-user=oscar]", "oscar", T).await?;
+    b.wait_text("#users tr[data-user=oscar]", "oscar", T)
+        .await?;
     b.screenshot("09-admin-users").await?;
 
     b.goto(&format!("{base}/#/admin/appkeys")).await?;
     b.wait_text("#appkeys", "edge", T).await?;
-    b.type_into("#admin-appkeys input[name=name]", "ci-script").await?;
-    b.type_into("#admin-appkeys input[name=patterns]", "Pump*").await?;
+    b.type_into("#admin-appkeys input[name=name]", "ci-script")
+        .await?;
+    b.type_into("#admin-appkeys input[name=patterns]", "Pump*")
+        .await?;
     b.click("#admin-appkeys form button[type=submit]").await?;
     b.wait_text("#new-key", "shown only once", T).await?;
-    b.wait_text("#appkeys tr[data-key=ci-script]", "Pump*", T).await?;
+    b.wait_text("#appkeys tr[data-key=ci-script]", "Pump*", T)
+        .await?;
     let key = b.text("#new-key .code").await?;
     ensure!(key.len() >= 20, "new key shown: {key:?}");
     b.screenshot("10-admin-appkeys").await?;
     // The key is real: it authenticates.
-    let http = reqwest::Client::builder().use_preconfigured_tls((*server.client_tls()?).clone()).build()?;
-    let me: serde_json::Value = http.get(format!("{base}/api/v1/me")).header("appKey", key.trim()).send().await?.json().await?;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls((*server.client_tls()?).clone())
+        .build()?;
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/v1/me"))
+        .header("appKey", key.trim())
+        .send()
+        .await?
+        .json()
+        .await?;
     ensure!(me["appKey"] == "ci-script", "{me}");
     // Revoke it from the page.
     b.js("window.confirm = () => true;", json!([])).await?;
-    b.click("#appkeys tr[data-key=ci-script] button[aria-label^=Revoke]").await?;
-    b.wait_text("#appkeys tr[data-key=ci-script]", "revoked", T).await?;
-    let st = http.get(format!("{base}/api/v1/me")).header("appKey", key.trim()).send().await?.status();
+    b.click("#appkeys tr[data-key=ci-script] button[aria-label^=Revoke]")
+        .await?;
+    b.wait_text("#appkeys tr[data-key=ci-script]", "revoked", T)
+        .await?;
+    let st = http
+        .get(format!("{base}/api/v1/me"))
+        .header("appKey", key.trim())
+        .send()
+        .await?
+        .status();
     ensure!(st == 401, "revoked key answered {st}");
 
     b.goto(&format!("{base}/#/admin/things")).await?;
     b.wait_text("#things", "Valve7", T).await?;
-    b.click("#things tr[data-thing=Pump1] button[aria-label^='Remote interfaces']").await?;
-    b.wait_text("#thing-interfaces", "Maintenance shell", T).await?;
+    b.click("#things tr[data-thing=Pump1] button[aria-label^='Remote interfaces']")
+        .await?;
+    b.wait_text("#thing-interfaces", "Maintenance shell", T)
+        .await?;
     b.screenshot("11-admin-things").await?;
 
     b.goto(&format!("{base}/#/admin/audit")).await?;
     b.wait_text("#audit", "admin.appkey.revoke", T).await?;
-    b.type_into("#admin-audit input[name=kind]", "login").await?;
+    b.type_into("#admin-audit input[name=kind]", "login")
+        .await?;
     b.click("#admin-audit form button[type=submit]").await?;
     b.wait_js("the filter to apply", "const t = document.querySelector('#audit'); return t && !t.innerText.includes('admin.appkey');", json!([]), T).await?;
     b.screenshot("12-admin-audit").await?;
@@ -223,7 +338,8 @@ async fn run(b: &Browser) -> Result<()> {
     // Phone-sized screens: tables become cards.
     b.size(390, 844).await?;
     b.goto(&format!("{base}/#/devices")).await?;
-    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T).await?;
+    b.wait_text("#devices tr[data-thing=Pump1]", "Connected", T)
+        .await?;
     b.screenshot("13-devices-phone").await?;
     b.goto(&format!("{base}/#/devices/Pump1")).await?;
     b.wait_text("#properties", "5.5", T).await?;
@@ -232,17 +348,39 @@ async fn run(b: &Browser) -> Result<()> {
 
     // 7. Log out; an operator sees no administration and is refused it.
     b.click("#logout").await?;
-    b.wait_js("the login form", "return document.querySelector('input[name=password]');", json!([]), T).await?;
+    b.wait_js(
+        "the login form",
+        "return document.querySelector('input[name=password]');",
+        json!([]),
+        T,
+    )
+    .await?;
     login(b, &base, OPERATOR.0, OPERATOR.1).await?;
     b.wait_text("#devices", "Pump1", T).await?;
-    let admin_link_hidden = b.js("return document.querySelector('[data-admin]').hidden;", json!([])).await?;
-    ensure!(admin_link_hidden == json!(true), "administration link visible to an operator");
+    let admin_link_hidden = b
+        .js(
+            "return document.querySelector('[data-admin]').hidden;",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        admin_link_hidden == json!(true),
+        "administration link visible to an operator"
+    );
     b.goto(&format!("{base}/#/admin/users")).await?;
     b.wait_text("main", "Administrators only", T).await?;
     b.screenshot("15-operator-refused").await?;
     // Execute Script awaits a returned promise.
-    let code = b.js("return fetch('/api/v1/users').then((r) => r.status);", json!([])).await?;
-    ensure!(code == json!(403), "operator GET /api/v1/users answered {code}");
+    let code = b
+        .js(
+            "return fetch('/api/v1/users').then((r) => r.status);",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        code == json!(403),
+        "operator GET /api/v1/users answered {code}"
+    );
     edge.close().await?;
     Ok(())
 }

@@ -13,7 +13,9 @@ use anyhow::{Context as _, Result};
 use axum::Router;
 use axum::body::Body;
 use broker::memory::{MemoryAudit, MemoryEdge};
-use broker::{AuthError, Authorizer, Broker, BrokerConfig, Hooks, Principal, StartTunnelRequest, Target};
+use broker::{
+    AuthError, Authorizer, Broker, BrokerConfig, Hooks, Principal, StartTunnelRequest, Target,
+};
 use futures_util::future::BoxFuture;
 use platform::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
 use tokio::io::AsyncWriteExt;
@@ -74,15 +76,23 @@ pub async fn spawn() -> Result<Server> {
     config.listen = addr;
     config.shutdown_grace = Duration::from_secs(2);
     let shutdown = CancellationToken::new();
-    let prepared = platform::prepare(config, shutdown.clone()).await.context("prepare platform")?;
+    let prepared = platform::prepare(config, shutdown.clone())
+        .await
+        .context("prepare platform")?;
     let platform = prepared.platform.clone();
     let store = platform.store();
     for (name, pw, role) in [(ADMIN.0, ADMIN.1, Role::Administrator)] {
-        store.create_user(name, &platform::secret::hash_password(pw)?, role).await?;
+        store
+            .create_user(name, &platform::secret::hash_password(pw)?, role)
+            .await?;
     }
     let ssh_port = echo_server().await?;
     for (name, template, desc) in [
-        ("Pump1", Template::RemoteThingWithTunnels, "Booster pump, hall 2"),
+        (
+            "Pump1",
+            Template::RemoteThingWithTunnels,
+            "Booster pump, hall 2",
+        ),
         ("Pump2", Template::RemoteThing, "Spare pump"),
         ("Valve7", Template::RemoteThing, "Inlet valve"),
     ] {
@@ -182,18 +192,33 @@ async fn edge_sessions(
         let tls = tls.clone();
         tokio::spawn(async move {
             let auth = format!("Bearer {}", start.server_token.expose());
-            let headers = [("Authorization", auth.as_str()), ("Sec-WebSocket-Protocol", broker::SUBPROTOCOL)];
-            let ws = match net::ws::connect(&start.server_url, &headers, tls, net::ws::WsConfig::bulk(), Duration::from_secs(5)).await {
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Sec-WebSocket-Protocol", broker::SUBPROTOCOL),
+            ];
+            let ws = match net::ws::connect(
+                &start.server_url,
+                &headers,
+                tls,
+                net::ws::WsConfig::bulk(),
+                Duration::from_secs(5),
+            )
+            .await
+            {
                 Ok(ws) => ws,
                 Err(e) => {
                     eprintln!("test edge: attach failed: {e}");
                     return;
                 }
             };
-            let Ok(target) = format!("{}:{}", start.target.host, start.target.port).parse::<SocketAddr>() else {
+            let Ok(target) =
+                format!("{}:{}", start.target.host, start.target.port).parse::<SocketAddr>()
+            else {
                 return;
             };
-            let Ok(mux) = tunnel::Mux::new(tunnel::Config::new(tunnel::Role::Server), Instant::now()) else {
+            let Ok(mux) =
+                tunnel::Mux::new(tunnel::Config::new(tunnel::Role::Server), Instant::now())
+            else {
                 return;
             };
             let options = SessionOptions {
@@ -217,7 +242,12 @@ struct PlatformAuth {
 }
 
 impl PlatformAuth {
-    async fn call(&self, method: http::Method, path: &str, parts: &http::request::Parts) -> Result<(u16, serde_json::Value), AuthError> {
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        parts: &http::request::Parts,
+    ) -> Result<(u16, serde_json::Value), AuthError> {
         let mut req = http::Request::builder().method(method.clone()).uri(path);
         for name in ["cookie", "appkey", "authorization", "x-csrf-token"] {
             for v in parts.headers.get_all(name) {
@@ -230,11 +260,21 @@ impl PlatformAuth {
             req = req.header("content-type", "application/json");
             Body::from("{}")
         };
-        let mut req = req.body(body).map_err(|e| AuthError::Internal(e.to_string()))?;
-        if let Some(ci) = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        let mut req = req
+            .body(body)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        if let Some(ci) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        {
             req.extensions_mut().insert(*ci);
         }
-        let resp = self.api.clone().oneshot(req).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+        let resp = self
+            .api
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
             .await
@@ -244,7 +284,10 @@ impl PlatformAuth {
 }
 
 impl Authorizer for PlatformAuth {
-    fn authenticate<'a>(&'a self, parts: &'a http::request::Parts) -> BoxFuture<'a, Result<Principal, AuthError>> {
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+    ) -> BoxFuture<'a, Result<Principal, AuthError>> {
         Box::pin(async move {
             let (status, me) = self.call(http::Method::GET, "/api/v1/me", parts).await?;
             if status != 200 {
@@ -254,7 +297,9 @@ impl Authorizer for PlatformAuth {
                 && !parts.headers.contains_key("appkey")
                 && !parts.headers.contains_key("authorization");
             if browser && !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
-                let (status, body) = self.call(http::Method::PATCH, "/api/v1/users/%01csrf-probe", parts).await?;
+                let (status, body) = self
+                    .call(http::Method::PATCH, "/api/v1/users/%01csrf-probe", parts)
+                    .await?;
                 if status == 403 && body["error"].as_str().unwrap_or_default().contains("CSRF") {
                     return Err(AuthError::Forbidden("missing or wrong CSRF token".into()));
                 }
@@ -267,7 +312,12 @@ impl Authorizer for PlatformAuth {
         })
     }
 
-    fn authorize_open<'a>(&'a self, who: &'a Principal, thing: &'a str, interface: &'a str) -> BoxFuture<'a, Result<Target, AuthError>> {
+    fn authorize_open<'a>(
+        &'a self,
+        who: &'a Principal,
+        thing: &'a str,
+        interface: &'a str,
+    ) -> BoxFuture<'a, Result<Target, AuthError>> {
         Box::pin(async move {
             let store = self.platform.store();
             let role = store
@@ -278,11 +328,16 @@ impl Authorizer for PlatformAuth {
             if !role.is_some_and(Role::may_operate) {
                 return Err(AuthError::Forbidden("viewers may not open sessions".into()));
             }
-            let ifaces = store.interfaces(thing).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+            let ifaces = store
+                .interfaces(thing)
+                .await
+                .map_err(|e| AuthError::Internal(e.to_string()))?;
             let i = ifaces
                 .into_iter()
                 .find(|i| i.name == interface)
-                .ok_or_else(|| AuthError::NotFound(format!("{thing} has no interface {interface}")))?;
+                .ok_or_else(|| {
+                    AuthError::NotFound(format!("{thing} has no interface {interface}"))
+                })?;
             Ok(Target {
                 host: i.host,
                 port: i.port,
