@@ -19,7 +19,12 @@ const EXIT_CONFIG: u8 = 64;
 #[command(name = "tether-cxserver", version)]
 struct Cli {
     /// Configuration file (TOML, see docs/cxserver.md).
-    #[arg(short, long, env = "TETHER_CXSERVER_CONFIG", default_value = "/etc/tether/cxserver.toml")]
+    #[arg(
+        short,
+        long,
+        env = "TETHER_CXSERVER_CONFIG",
+        default_value = "/etc/tether/cxserver.toml"
+    )]
     config: PathBuf,
     /// Check the configuration (including TLS files) and exit.
     #[arg(long)]
@@ -33,12 +38,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if cli.log_json {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let loaded = Config::from_file(&cli.config).and_then(|config| {
-        let tls = Tls { edge: config.edge_tls()?, upstream: config.upstream_tls()? };
+        let tls = Tls {
+            edge: config.edge_tls()?,
+            upstream: config.upstream_tls()?,
+        };
         Ok((config, tls))
     });
     let (config, tls) = match loaded {
@@ -72,7 +83,9 @@ async fn run(config: Config, tls: Tls) -> anyhow::Result<()> {
     tracing::info!(edge = %config.edge.listen, health = %config.health_listen, platform = %config.platform.url, "starting");
     let shutdown = net::CancellationToken::new();
     let _signals = net::shutdown::cancel_on_signal(shutdown.clone());
-    CxServer::new(config, tls).run(Listeners { edge, health }, shutdown).await?;
+    CxServer::new(config, tls)
+        .run(Listeners { edge, health }, shutdown)
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

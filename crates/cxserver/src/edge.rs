@@ -69,7 +69,12 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
         }
     };
     let cfg = shared.edge_ws_config();
-    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(cfg));
+    // Boxed: the handshake state is freed once upgraded instead of sizing the task's future.
+    let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(cfg),
+    ));
     let ws = tokio::select! {
         () = shutdown.cancelled() => return,
         r = tokio::time::timeout(shared.config.edge.handshake_timeout, upgrade) => match r {
@@ -88,11 +93,13 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
         Some(Route::AlwaysOn) => {
             shared.hub.metrics.connections.inc();
             shared.hub.metrics.connections_opened.inc();
-            let why = EdgeTask::new(shared.clone(), ws, shutdown).run().await;
+            // Boxed, like the tunnel relay below: a task's memory is the size of its largest
+            // state, and the tunnel relay (upstream connect inline) is many KiB.
+            let why = Box::pin(EdgeTask::new(shared.clone(), ws, shutdown).run()).await;
             shared.hub.metrics.connections.dec();
             debug!(why, "edge closed");
         }
-        Some(Route::Tunnel(t)) => tunnel::relay(shared, ws, t, shutdown).await,
+        Some(Route::Tunnel(t)) => Box::pin(tunnel::relay(shared, ws, t, shutdown)).await,
         None => {}
     }
 }
@@ -157,7 +164,12 @@ impl EdgeTask {
                 code: CloseCode::from(code),
                 reason: reason.into(),
             };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(Some(frame))).await;
+            // Boxed so the close handshake's state is not part of every idle edge's task.
+            let _ = Box::pin(tokio::time::timeout(
+                CLOSE_TIMEOUT,
+                self.ws.close(Some(frame)),
+            ))
+            .await;
         }
         self.finish();
         end.1
@@ -480,15 +492,15 @@ impl EdgeTask {
             )
         };
         hub.metrics.binds.dec_by(names.len() as i64);
-        if !authenticated {
-            return;
-        }
-        hub.metrics.authenticated.dec();
         let slot = &hub.links[entry.link];
-        if !names.is_empty() {
-            let msg = Message::unbind(slot.request_id(), session, gateway, names);
-            send_internal(hub, entry.link, entry.id, &msg);
+        if authenticated {
+            hub.metrics.authenticated.dec();
+            if !names.is_empty() {
+                let msg = Message::unbind(slot.request_id(), session, gateway, names);
+                send_internal(hub, entry.link, entry.id, &msg);
+            }
         }
+        // Also when the AUTH answer is still due: the platform may be about to open a session.
         let gone = Message::unbind(slot.request_id(), session, None, Vec::new());
         send_internal(hub, entry.link, entry.id, &gone);
     }

@@ -173,6 +173,10 @@ fn mark_down(hub: &Hub, idx: usize, rx: &mut mpsc::Receiver<Bytes>) {
             st.authenticated = false;
             hub.metrics.authenticated.dec();
         }
+        if !st.accepted {
+            // Its AUTH answer will never come on this link.
+            let _ = e.tx.try_send(ToEdge::Close(1011, "platform link lost"));
+        }
     }
 }
 

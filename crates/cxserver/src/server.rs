@@ -92,9 +92,13 @@ impl CxServer {
             upstream_tls: tls.upstream,
             tunnels,
         });
+        // Edges do not resume TLS sessions: issuing TLS 1.3 tickets would only cost CPU and
+        // cache memory per connection.
+        let mut edge_tls = (*tls.edge).clone();
+        edge_tls.send_tls13_tickets = 0;
         CxServer {
             shared,
-            edge_tls: tls.edge,
+            edge_tls: Arc::new(edge_tls),
             link_rx,
         }
     }

@@ -16,7 +16,10 @@ fn shipped_samples_parse() {
             std::fs::write(tmp.path().join("cx-app-key.txt"), "k\n").unwrap();
             let c = cxserver::Config::from_toml(&text, tmp.path())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(c.edge.auth_request_timeout, cxserver::DEFAULT_AUTH_REQUEST_TIMEOUT);
+            assert_eq!(
+                c.edge.auth_request_timeout,
+                cxserver::DEFAULT_AUTH_REQUEST_TIMEOUT
+            );
             assert_eq!(c.platform.app_key.expose(), "k");
             found += 1;
         }

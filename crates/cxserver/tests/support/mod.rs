@@ -430,6 +430,13 @@ fn handle(state: &Mutex<State>, link: u64, msg: Message) -> Option<Message> {
                 None,
             ))
         }
+        Body::Bind(b) if h.code == Code::UNBIND && b.names.is_empty() && b.gateway.is_none() => {
+            // "Endpoint gone", honoured whatever its session id.
+            st.endpoints.remove(&(link, ep));
+            st.bindings.retain(|_, owner| *owner != (link, ep));
+            st.seen.push(Seen::Gone { link, endpoint: ep });
+            Some(Message::response(&h, Code::SUCCESS, None))
+        }
         Body::Bind(b) => {
             if st.endpoints.get(&(link, ep)) != Some(&h.session_id) {
                 return Some(Message::error(&h, Code::UNAUTHORIZED, "not authenticated"));
@@ -448,10 +455,6 @@ fn handle(state: &Mutex<State>, link: u64, msg: Message) -> Option<Message> {
                     endpoint: ep,
                     names: b.names,
                 });
-            } else if b.names.is_empty() {
-                st.endpoints.remove(&(link, ep));
-                st.bindings.retain(|_, owner| *owner != (link, ep));
-                st.seen.push(Seen::Gone { link, endpoint: ep });
             } else {
                 for n in &b.names {
                     st.bindings.remove(n);
