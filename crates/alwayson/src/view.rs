@@ -730,6 +730,35 @@ impl std::fmt::Debug for VariantRef<'_> {
     }
 }
 
+/// A LOCATION value kept as its wire bytes (longitude, latitude, elevation as f64 BE), so a
+/// cell stays 24 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct LocationRef<'a> {
+    raw: &'a [u8; 24],
+}
+
+impl LocationRef<'_> {
+    /// The value.
+    pub fn get(&self) -> Location {
+        let f = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.raw[i * 8..i * 8 + 8]);
+            f64::from_be_bytes(b)
+        };
+        Location {
+            longitude: f(0),
+            latitude: f(1),
+            elevation: f(2),
+        }
+    }
+}
+
+impl std::fmt::Debug for LocationRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// Bounds used to re-read bytes that were already checked against the caller's limits.
 const UNLIMITED: Limits = Limits {
     max_message_size: usize::MAX,
@@ -759,8 +788,8 @@ pub enum PrimitiveRef<'a> {
     DateTime(i64),
     /// INFOTABLE (nested).
     InfoTable(Box<InfoTableView<'a>>),
-    /// LOCATION.
-    Location(Location),
+    /// LOCATION (its 24 wire bytes; [`LocationRef::get`] gives the value).
+    Location(LocationRef<'a>),
     /// IMAGE bytes.
     Image(&'a [u8]),
     /// BLOB bytes.
@@ -864,7 +893,7 @@ impl<'a> PrimitiveRef<'a> {
             PrimitiveRef::InfoTable(t) => {
                 Primitive::InfoTable(Box::new(InfoTableView::to_owned(t)))
             }
-            PrimitiveRef::Location(l) => Primitive::Location(*l),
+            PrimitiveRef::Location(l) => Primitive::Location(l.get()),
             PrimitiveRef::Image(b) => Primitive::Image(b.to_vec()),
             PrimitiveRef::Blob(b) => Primitive::Blob(b.to_vec()),
             PrimitiveRef::Variant(v) => Primitive::Variant(Box::new(v.get().to_owned())),
@@ -925,11 +954,13 @@ impl<'a> PrimitiveRef<'a> {
                 check_depth(depth, limits)?;
                 PrimitiveRef::InfoTable(Box::new(InfoTableView::read(r, limits, depth + 1)?))
             }
-            BaseType::Location => PrimitiveRef::Location(Location {
-                longitude: r.f64("LOCATION")?,
-                latitude: r.f64("LOCATION")?,
-                elevation: r.f64("LOCATION")?,
-            }),
+            BaseType::Location => {
+                let raw = r.bytes(24, "LOCATION")?;
+                match raw.try_into() {
+                    Ok(raw) => PrimitiveRef::Location(LocationRef { raw }),
+                    Err(_) => return Err(DecodeError::Truncated("LOCATION")),
+                }
+            }
             BaseType::Image => PrimitiveRef::Image(blob_ref(r, limits.max_string, "IMAGE")?),
             BaseType::Blob => PrimitiveRef::Blob(blob_ref(r, limits.max_string, "BLOB")?),
             BaseType::Variant => {
@@ -984,6 +1015,11 @@ impl<'a> PrimitiveRef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_are_small() {
+        assert_eq!(std::mem::size_of::<PrimitiveRef<'_>>(), 24);
+    }
 
     #[test]
     fn irregular_rows_are_indexed() {
