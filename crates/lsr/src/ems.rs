@@ -212,6 +212,16 @@ impl EmsClient {
         self.post_ok(&path, &push_body(values)).await.map(|_| ())
     }
 
+    /// `POST <thing>/Events/<event>` with the event's InfoTable.
+    pub async fn fire_event(&self, thing: &str, event: &str, data: &Value) -> Result<(), EmsError> {
+        let path = format!(
+            "/Thingworx/Things/{}/Events/{}",
+            encode_segment(thing),
+            encode_segment(event)
+        );
+        self.post_ok(&path, data).await.map(|_| ())
+    }
+
     /// `GET LocalEms/Properties/isConnected`: is the EMS connected to its platform?
     pub async fn is_connected(&self) -> Result<bool, EmsError> {
         let (status, buf) = self

@@ -58,10 +58,6 @@ pub async fn run(
             "scripts.{s} has no template: plain integration scripts are not run by tether-lsr"
         );
     }
-    let mut things = Vec::new();
-    for tc in &config.things {
-        things.push(thing::Thing::start(&config, tc.clone()).await?);
-    }
     let max_timeout = config
         .things
         .iter()
@@ -72,6 +68,12 @@ pub async fn run(
         &config.rap,
         Duration::from_millis(max_timeout),
     )?);
+    let handle = tokio::runtime::Handle::current();
+    let mut things = Vec::new();
+    for tc in &config.things {
+        let sink = event_sink(ems.clone(), handle.clone(), tc);
+        things.push(thing::Thing::start(&config, tc.clone(), Some(sink)).await?);
+    }
     let endpoint = driver::Endpoint {
         host: config.resource.host.clone(),
         port,
@@ -124,4 +126,25 @@ pub async fn run(
     shutdown.cancel();
     tracker.wait().await;
     served.map_err(Error::Server)
+}
+
+/// Events fired by a thing's script: sent to the EMS from the thing's own (non-runtime)
+/// thread, waiting at most `requestTimeout`.
+fn event_sink(
+    ems: Arc<ems::EmsClient>,
+    handle: tokio::runtime::Handle,
+    tc: &ThingConfig,
+) -> sandbox::EventSink {
+    let thing = tc.registered_name();
+    let timeout = Duration::from_millis(tc.request_timeout);
+    Arc::new(move |event: String, data: serde_json::Value| {
+        let fut =
+            async { tokio::time::timeout(timeout, ems.fire_event(&thing, &event, &data)).await };
+        match handle.block_on(fut) {
+            Ok(Ok(())) => (200, String::new()),
+            Ok(Err(ems::EmsError::Status { status, body })) => (status, body),
+            Ok(Err(e)) => (503, e.to_string()),
+            Err(_) => (504, "EMS did not answer in time".to_string()),
+        }
+    })
 }

@@ -89,10 +89,15 @@ tw_infotable = {
 }
 
 -- Events are not forwarded yet: say so instead of dropping them silently.
+-- server.fireEvent(name, infotable): POST <thing>/Events/<name> to the EMS.
+local fire_event = __tether_fire_event
 server = {
-  fireEvent = function(name)
-    host_log("WARN", "server", "fireEvent(" .. tostring(name) .. "): events are not supported by tether-lsr yet")
-    return 501, "events are not supported by tether-lsr yet"
+  fireEvent = function(name, data)
+    if fire_event == nil then
+      return 501, "events are not available"
+    end
+    if type(data) == "table" and getmetatable(data) == infotable_methods then data = data:toTable() end
+    return fire_event(tostring(name), data or {})
   end,
 }
 tw_server = server

@@ -142,12 +142,16 @@ pub(crate) fn describe(e: &mlua::Error) -> String {
     }
 }
 
+/// Sends an event (name, InfoTable JSON) to the EMS; returns an HTTP status and message.
+pub(crate) type EventSink = Arc<dyn Fn(String, serde_json::Value) -> (u16, String) + Send + Sync>;
+
 /// Creates a sandboxed state for one thing. `p_data` becomes the global `p_data`.
 pub(crate) fn new_state(
     limits: &SandboxLimits,
     p_data: &serde_json::Map<String, serde_json::Value>,
     template_dirs: &[PathBuf],
     thing: &str,
+    events: Option<EventSink>,
 ) -> mlua::Result<(Lua, Budget)> {
     let lua = Lua::new_with(
         StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS,
@@ -202,6 +206,15 @@ pub(crate) fn new_state(
         lua.create_function(|_, ()| Ok(crate::json::now_ms()))?,
     )?;
     g.set("__tether_dirty", lua.create_table()?)?;
+    if let Some(sink) = events {
+        g.set(
+            "__tether_fire_event",
+            lua.create_function(move |_, (name, data): (String, Value)| {
+                let json = crate::json::from_lua(&data)?;
+                Ok(sink(name, json))
+            })?,
+        )?;
+    }
     g.set("__tether_loaded", lua.create_table()?)?;
 
     let json = lua.create_table()?;

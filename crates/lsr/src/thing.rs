@@ -61,7 +61,11 @@ pub(crate) struct Thing {
 
 impl Thing {
     /// Starts the Lua thread, loads the template and waits until it is ready.
-    pub async fn start(config: &Config, tc: ThingConfig) -> Result<Arc<Thing>, Error> {
+    pub async fn start(
+        config: &Config,
+        tc: ThingConfig,
+        events: Option<sandbox::EventSink>,
+    ) -> Result<Arc<Thing>, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel();
         let limits = config.limits;
@@ -92,7 +96,7 @@ impl Thing {
         std::thread::Builder::new()
             .name(format!("lua-{}", tc.name))
             .spawn(move || {
-                let loaded = load(&limits, &p_data, &dirs, &tc2);
+                let loaded = load(&limits, &p_data, &dirs, &tc2, events);
                 match loaded {
                     Ok((lua, budget, me, model, services, names)) => {
                         let model = Arc::new(Mutex::new(model));
@@ -205,6 +209,7 @@ fn load(
     p_data: &Map<String, Json>,
     dirs: &[std::path::PathBuf],
     tc: &ThingConfig,
+    events: Option<sandbox::EventSink>,
 ) -> Result<Loaded, Error> {
     let path = dirs
         .iter()
@@ -224,7 +229,7 @@ fn load(
             )
         })?;
     let (lua, budget) =
-        sandbox::new_state(limits, p_data, dirs, &tc.name).map_err(|e| Error::Thing {
+        sandbox::new_state(limits, p_data, dirs, &tc.name, events).map_err(|e| Error::Thing {
             thing: tc.name.clone(),
             reason: sandbox::describe(&e),
         })?;
@@ -460,6 +465,31 @@ fn worker(
     let defs: Vec<ServiceDef> = read_services(&me).unwrap_or_default();
     while let Ok(job) = rx.recv() {
         budget.start(&lua);
+        // A panic in host code must not end the thing: the job's reply is dropped
+        // (the caller answers 500) and the next job runs.
+        let run = std::panic::AssertUnwindSafe(|| {
+            run_job(&lua, &budget, &me, &model, &names, &defs, job, thing)
+        });
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!(thing, "a job panicked; the thing goes on");
+        }
+        let _ = lua.gc_collect();
+    }
+    tracing::debug!(thing, "Lua thread stopped");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    lua: &Lua,
+    budget: &Budget,
+    me: &Table,
+    model: &Mutex<Model>,
+    names: &[String],
+    defs: &[ServiceDef],
+    job: Job,
+    thing: &str,
+) {
+    {
         match job {
             Job::Service {
                 name,
@@ -473,30 +503,28 @@ fn worker(
                     .find(|d| d.name == name)
                     .and_then(|d| d.output.as_ref())
                     .map(|o| o.base_type.clone());
-                let r = call_service(&lua, &me, &name, &headers, &query, &data, out_bt);
+                let r = call_service(lua, me, &name, &headers, &query, &data, out_bt);
                 if let Reply::Text(500, msg) = &r {
                     tracing::warn!(thing, service = %name, error = %msg, "service failed");
                 }
-                budget.start(&lua);
-                sync(&lua, &me, &model, &names);
+                budget.start(lua);
+                sync(lua, me, model, names);
                 let _ = reply.send(r);
             }
             Job::Write { values, reply } => {
-                let r = write(&lua, &me, &values);
-                budget.start(&lua);
-                sync(&lua, &me, &model, &names);
+                let r = write(lua, me, &values);
+                budget.start(lua);
+                sync(lua, me, model, names);
                 let _ = reply.send(r);
             }
             Job::Tasks { reply } => {
-                run_tasks(&lua, &budget, &me, thing);
-                budget.start(&lua);
-                sync(&lua, &me, &model, &names);
+                run_tasks(lua, budget, me, thing);
+                budget.start(lua);
+                sync(lua, me, model, names);
                 let _ = reply.send(());
             }
         }
-        let _ = lua.gc_collect();
     }
-    tracing::debug!(thing, "Lua thread stopped");
 }
 
 fn pairs_table(lua: &Lua, pairs: &[(String, String)]) -> mlua::Result<Table> {

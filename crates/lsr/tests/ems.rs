@@ -633,3 +633,26 @@ async fn https_script_resource_with_default_and_given_certificates() {
     assert_eq!(r.status().as_u16(), 200);
     lsr.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_script_fires_an_event_through_the_ems() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    let lsr = Lsr::start(ems.addr.port(), QUIET, &[]).await;
+    let (s, body) = lsr
+        .post(
+            "LsrThing/Services/RaiseAlarm",
+            r#"{"rows":[{"message":"too hot"}]}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, "");
+    let ev = ems.calls_to("/Thingworx/Things/LsrThing/Events/Alarm");
+    assert_eq!(ev.len(), 1);
+    let v = ev[0].json();
+    assert_eq!(v["rows"][0]["message"], json!("too hot"));
+    assert_eq!(
+        v["dataShape"]["fieldDefinitions"]["temperature"]["baseType"],
+        json!("NUMBER")
+    );
+    lsr.shutdown().await;
+}

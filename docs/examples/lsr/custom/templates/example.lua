@@ -67,3 +67,21 @@ services.GetReading = function(me, headers, query, data)
   if not ok then return 400, err end
   return 200, it
 end
+
+-- Fires the Alarm event (the EMS forwards it to the platform).
+dataShapes.AlarmEvent(
+  { name = "message", baseType = "STRING" },
+  { name = "temperature", baseType = "NUMBER" }
+)
+
+serviceDefinitions.RaiseAlarm(
+  input { name = "message", baseType = "STRING", description = "what happened" },
+  output { baseType = "NOTHING", description = "" },
+  description { "Fires the Alarm event" }
+)
+
+services.RaiseAlarm = function(me, headers, query, data)
+  local it = tw_infotable.createInfoTable(DataShape.AlarmEvent:clone())
+  it:addRow({ message = data.message or "", temperature = properties.Temperature.value })
+  return server.fireEvent("Alarm", it)
+end
