@@ -182,7 +182,11 @@ impl Actor {
                     call_timeout: cfg.edge_call_timeout,
                     commands,
                 };
-                legacy::start(ws, rx, link, legacy, &self.inner.tracker)
+                let writer = legacy::start(ws, rx, link, legacy, &self.inner.tracker);
+                let broker = (cfg.initial_window, cfg.max_payload);
+                let queues = [&self.queues[0], &self.queues[1]];
+                crate::hello::legacy_server(&self.shared, broker, queues);
+                writer
             }
         };
         tracing::info!(%side, active = now_active, "side attached");

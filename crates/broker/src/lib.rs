@@ -9,6 +9,7 @@
 //!   platform provides.
 //! - `broker`: [`Broker`], the registry of live sessions and its operations.
 //! - `actor`: one task per session (lifecycle and timers).
+//! - `hello`: the broker's HELLO, min(client, server, broker) to both.
 //! - `relay`: per-side reader and writer (frame checks, flow-control
 //!   accounting, zero-copy forwarding).
 //! - `legacy`: the ThingWorx server side (base64 text frames, one
@@ -24,6 +25,7 @@ mod actor;
 mod broker;
 mod config;
 mod error;
+mod hello;
 mod hooks;
 mod http;
 mod legacy;

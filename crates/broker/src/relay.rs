@@ -18,7 +18,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
-use tunnel::{Frame, Hello, Kind, PROTOCOL_VERSION, peek_header};
+use tunnel::{Frame, Kind, PROTOCOL_VERSION, peek_header};
 
 use crate::metrics::Metrics;
 use crate::session::{EndReason, Shared, Side, lock};
@@ -98,13 +98,6 @@ pub(crate) fn start(
     tracker: &tokio_util::task::TaskTracker,
 ) -> tokio::task::JoinHandle<()> {
     let (sink, stream) = ws.split();
-    let hello = Frame::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        initial_window: link.limits.window,
-        max_payload: link.limits.max_payload,
-        capabilities: 0,
-    })
-    .to_bytes();
     let writer = Writer {
         side: link.side,
         shared: link.shared.clone(),
@@ -117,10 +110,7 @@ pub(crate) fn start(
         read_loop(stream, link),
         span.clone(),
     ));
-    tracker.spawn(tracing::Instrument::instrument(
-        writer.run(sink, rx, hello),
-        span,
-    ))
+    tracker.spawn(tracing::Instrument::instrument(writer.run(sink, rx), span))
 }
 
 struct Writer {
@@ -132,13 +122,13 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: QueueRx, hello: Bytes) {
+    async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: QueueRx) {
         let write_deadline = self.ping_interval * 2;
         let mut ping =
             tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut opaque: u64 = 0;
-        let mut next = Some(Message::Binary(hello));
+        let mut next: Option<Message> = None;
         loop {
             if let Some(msg) = next.take() {
                 match timeout(write_deadline, sink.send(msg)).await {
@@ -349,6 +339,15 @@ impl Link {
                             version: hello.version,
                         });
                     }
+                    if hello.initial_window < 1024 || hello.max_payload < 1024 {
+                        return Err(self.protocol("HELLO window or max_payload below 1024"));
+                    }
+                    let queues = match self.side {
+                        Side::Client => [&self.own, &self.peer],
+                        Side::Server => [&self.peer, &self.own],
+                    };
+                    let broker = (self.limits.window, self.limits.max_payload);
+                    crate::hello::offered(&self.shared, self.side, &hello, broker, queues);
                 }
                 *hello_seen = true;
                 Route::Drop

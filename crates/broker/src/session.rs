@@ -217,6 +217,7 @@ pub(crate) struct Status {
 pub(crate) struct Shared {
     pub status: Mutex<Status>,
     pub streams: Mutex<crate::streams::Streams>,
+    pub hellos: Mutex<crate::hello::Hellos>,
     /// DATA payload bytes sent by each side (index: [`Side::idx`]).
     pub bytes: [AtomicU64; 2],
     pub streams_opened: AtomicU64,
@@ -237,6 +238,7 @@ impl Shared {
                 ended: None,
             }),
             streams: Mutex::new(crate::streams::Streams::new(window, max_streams)),
+            hellos: Mutex::new(crate::hello::Hellos::default()),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             streams_opened: AtomicU64::new(0),
             last_data_ms: AtomicU64::new(0),

@@ -52,6 +52,11 @@ impl Streams {
         }
     }
 
+    /// The negotiated window, once both HELLOs are known (before any OPEN).
+    pub(crate) fn set_window(&mut self, window: u32) {
+        self.window = u64::from(window);
+    }
+
     /// Streams open now.
     pub(crate) fn open_count(&self) -> usize {
         self.live.len()

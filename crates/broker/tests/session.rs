@@ -280,11 +280,15 @@ async fn read_until_close(ws: &mut net::ws::ClientWs) -> (u16, String) {
 }
 
 fn hello() -> Message {
+    hello_with(tunnel::DEFAULT_WINDOW, tunnel::DEFAULT_MAX_PAYLOAD)
+}
+
+fn hello_with(initial_window: u32, max_payload: u32) -> Message {
     Message::Binary(
         Frame::Hello(Hello {
             version: 1,
-            initial_window: tunnel::DEFAULT_WINDOW,
-            max_payload: tunnel::DEFAULT_MAX_PAYLOAD,
+            initial_window,
+            max_payload,
             capabilities: 0,
         })
         .to_bytes(),
@@ -339,15 +343,16 @@ async fn hello_peer_notices_and_idle_timeout() {
     })
     .await;
     let (id, mut c, mut s) = raw_pair(&mut h).await;
-    // Each side: the broker's HELLO, then PEER attached.
+    // Each side: the broker's HELLO and PEER attached.
     for ws in [&mut c, &mut s] {
-        assert!(matches!(next_frame(ws).await, Frame::Hello(hl) if hl.version == 1));
-        assert_eq!(
-            next_frame(ws).await,
-            Frame::Peer {
-                state: PeerState::Attached
-            }
+        let two = [next_frame(ws).await, next_frame(ws).await];
+        assert!(
+            two.iter()
+                .any(|f| matches!(f, Frame::Hello(hl) if hl.version == 1))
         );
+        assert!(two.contains(&Frame::Peer {
+            state: PeerState::Attached
+        }));
     }
     // Some DATA postpones the idle end.
     let sid = StreamId::new(1).unwrap();
@@ -824,4 +829,59 @@ async fn throughput_figure() {
         "64 MiB each way through the broker in {took:?}: {:.0} MiB/s each way",
         64.0 / took.as_secs_f64()
     );
+}
+
+/// The broker waits for both HELLOs and sends both sides the same values,
+/// min(client, server, broker); the window it enforces is that minimum.
+#[tokio::test]
+async fn both_sides_get_the_same_hello() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let start = h.next_start().await;
+    let mut c = ws_attach(
+        created["client_url"].as_str().unwrap(),
+        created["client_token"].as_str().unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    c.send(hello_with(64 * 1024, 60_000)).await.unwrap();
+    // Alone, the client hears no HELLO yet, but its PING is answered.
+    c.send(Message::Binary(Frame::Ping { opaque: 7 }.to_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut c).await, Frame::Pong { opaque: 7 });
+    let mut s = ws_attach(&start.server_url, start.server_token.expose(), true)
+        .await
+        .unwrap();
+    s.send(hello_with(128 * 1024, 30_000)).await.unwrap();
+    for ws in [&mut c, &mut s] {
+        let two = [next_frame(ws).await, next_frame(ws).await];
+        let hello = two
+            .iter()
+            .find_map(|f| match f {
+                Frame::Hello(hl) => Some(*hl),
+                _ => None,
+            })
+            .expect("no HELLO");
+        assert_eq!(hello.initial_window, 64 * 1024);
+        assert_eq!(hello.max_payload, 30_000);
+    }
+    // The negotiated 64 KiB window is enforced.
+    let sid = StreamId::new(1).unwrap();
+    let open = Frame::Open {
+        stream: sid,
+        label: String::new(),
+    };
+    c.send(Message::Binary(open.to_bytes())).await.unwrap();
+    for _ in 0..3 {
+        let d = Frame::Data {
+            stream: sid,
+            payload: Bytes::from(vec![0u8; 25_000]),
+        };
+        c.send(Message::Binary(d.to_bytes())).await.unwrap();
+    }
+    let (code, reason) = read_until_close(&mut c).await;
+    assert_eq!(code, close::PROTOCOL_ERROR);
+    assert!(reason.contains("15536 allowed"), "{reason}");
 }
