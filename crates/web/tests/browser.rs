@@ -280,6 +280,30 @@ async fn run(b: &Browser) -> Result<()> {
         .await?;
     b.screenshot("09-admin-users").await?;
 
+    // An administrator ends someone else's session from the Sessions page.
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls((*server.client_tls()?).clone())
+        .build()?;
+    let r = http
+        .post(format!("{base}/api/v1/sessions"))
+        .basic_auth(OPERATOR.0, Some(OPERATOR.1))
+        .json(&json!({"thing": "Pump1", "interface": "ssh", "client_token": true}))
+        .send()
+        .await?;
+    ensure!(r.status() == 201, "operator session: {}", r.status());
+    let theirs: serde_json::Value = r.json().await?;
+    let theirs = theirs["id"].as_str().unwrap_or_default().to_owned();
+    b.goto(&format!("{base}/#/sessions")).await?;
+    let row = format!("#active-sessions tr[data-session='{theirs}']");
+    b.wait_text(&row, "oscar", T).await?;
+    b.wait_text(&row, "End (admin)", T).await?;
+    b.screenshot("09b-sessions-other-user").await?;
+    b.click(&format!("{row} button")).await?;
+    let ended_row = format!("#ended-sessions tr[data-session='{theirs}']");
+    b.wait_text(&ended_row, "ended_by_admin", T).await?;
+    b.wait_text("#active-sessions", "No active sessions", T)
+        .await?;
+
     b.goto(&format!("{base}/#/admin/appkeys")).await?;
     b.wait_text("#appkeys", "edge", T).await?;
     b.type_into("#admin-appkeys input[name=name]", "ci-script")
@@ -294,9 +318,6 @@ async fn run(b: &Browser) -> Result<()> {
     ensure!(key.len() >= 20, "new key shown: {key:?}");
     b.screenshot("10-admin-appkeys").await?;
     // The key is real: it authenticates.
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls((*server.client_tls()?).clone())
-        .build()?;
     let me: serde_json::Value = http
         .get(format!("{base}/api/v1/me"))
         .header("appKey", key.trim())
