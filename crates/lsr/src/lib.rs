@@ -9,7 +9,9 @@
 //! Modules:
 //! - `config`: `config.lua` read by Lua, validated into [`Config`] (exit 64 on error).
 //! - `sandbox`: the Lua state: whitelisted API, instruction/time budget, memory limit.
-//! - `thing`: one thing's Lua thread, template loading, service calls, writes, tasks.
+//! - `thing`: handle on a thing: its job queue and shared model.
+//! - `template`: loading a template, reading properties and service definitions.
+//! - `worker`: a thing's Lua thread: service calls, writes, tasks, model sync.
 //! - `model`: property values and definitions, subscriptions, the push decision, metadata.
 //! - `driver`: a thing's main loop: push, keep-alive, (re-)registration, tasks.
 //! - `ems`: the HTTP client towards the EMS local REST.
@@ -27,8 +29,10 @@ mod json;
 mod model;
 mod sandbox;
 mod serve;
+mod template;
 mod thing;
 mod tls;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
