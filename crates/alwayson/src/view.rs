@@ -601,12 +601,6 @@ impl<'a> InfoTableView<'a> {
     }
 }
 
-/// The wire bytes `buf[at..at + N]` as an array, if present.
-#[inline(always)]
-fn arr<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
-    buf.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
 /// Appends the scalar cell (type byte and value) at `pos` and returns the position after it:
 /// STRING with a one-byte length and ASCII text, NUMBER, BOOLEAN, DATETIME, INTEGER, LONG,
 /// NOTHING, and a VARIANT wrapping one of the fixed-size ones. `None` (nothing appended) for
@@ -620,44 +614,41 @@ fn fast_cell<'a>(
     variant_ok: bool,
     cells: &mut Vec<PrimitiveRef<'a>>,
 ) -> Option<usize> {
-    let at = pos + 1;
-    let (cell, next) = match *buf.get(pos)? {
+    // Nine bytes (type and the largest fixed value) read with one bounds check; cells in the
+    // last 8 bytes of the input take the general path.
+    let window: &[u8; 9] = buf.get(pos..pos.checked_add(9)?)?.try_into().ok()?;
+    let [t, a, b, c, d, e, f, g, h] = *window;
+    let be8 = [a, b, c, d, e, f, g, h];
+    let (cell, next) = match t {
         0 => {
-            let len = usize::from(*buf.get(at)?);
+            let len = usize::from(a);
             if len >= 0x80 || len > max_string {
                 return None;
             }
-            let raw = buf.get(at + 1..at + 1 + len)?;
-            (PrimitiveRef::String(crate::wire::ascii(raw)?), at + 1 + len)
+            let start = pos + 2;
+            let raw = buf.get(start..start + len)?;
+            (PrimitiveRef::String(crate::wire::ascii(raw)?), start + len)
         }
-        1 => (
-            PrimitiveRef::Number(f64::from_be_bytes(arr(buf, at)?)),
-            at + 8,
-        ),
-        2 => (PrimitiveRef::Boolean(*buf.get(at)? != 0), at + 1),
-        3 => (
-            PrimitiveRef::DateTime(i64::from_be_bytes(arr(buf, at)?)),
-            at + 8,
-        ),
+        1 => (PrimitiveRef::Number(f64::from_be_bytes(be8)), pos + 9),
+        2 => (PrimitiveRef::Boolean(a != 0), pos + 2),
+        3 => (PrimitiveRef::DateTime(i64::from_be_bytes(be8)), pos + 9),
         22 => (
-            PrimitiveRef::Integer(i32::from_be_bytes(arr(buf, at)?)),
-            at + 4,
+            PrimitiveRef::Integer(i32::from_be_bytes([a, b, c, d])),
+            pos + 5,
         ),
-        23 => (
-            PrimitiveRef::Long(i64::from_be_bytes(arr(buf, at)?)),
-            at + 8,
-        ),
-        0xFF => (PrimitiveRef::Nothing, at),
+        23 => (PrimitiveRef::Long(i64::from_be_bytes(be8)), pos + 9),
+        0xFF => (PrimitiveRef::Nothing, pos + 1),
         18 if variant_ok => {
-            let len = match *buf.get(at)? {
+            let len = match a {
                 1 | 3 | 23 => 8,
                 2 => 1,
                 22 => 4,
                 0xFF => 0,
                 _ => return None,
             };
-            let end = at + 1 + len;
-            let raw = buf.get(at..end)?;
+            let start = pos + 1;
+            let end = start + 1 + len;
+            let raw = buf.get(start..end)?;
             (PrimitiveRef::Variant(VariantRef { raw }), end)
         }
         _ => return None,
