@@ -241,14 +241,22 @@ stage_files() {
     local doc="$root/usr/share/doc/$pkg"
     install -D -m 0644 "$HERE/common/copyright" "$doc/copyright"
     install -D -m 0644 "$src/README.Debian" "$doc/README.Debian"
+    # A native package (built from the upstream tree): changelog.gz.
     {
         echo "$pkg ($VERSION) unstable; urgency=medium"
         echo
         echo "  * Built from the Tether workspace, git $GIT_REV, profile $PROFILE."
         echo
         echo " -- $MAINTAINER  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
-    } | gzip -9n >"$doc/changelog.Debian.gz"
-    chmod 0644 "$doc/changelog.Debian.gz"
+    } | gzip -9n >"$doc/changelog.gz"
+    chmod 0644 "$doc/changelog.gz"
+    if [ -f "$root/lib/systemd/system/$pkg.service" ]; then
+        # prerm disables a unit the admin enabled with systemctl (deb-systemd-helper
+        # only knows units it enabled itself, and the package enables none).
+        install -d "$root/usr/share/lintian/overrides"
+        printf '%s: maintainer-script-calls-systemctl [prerm:*]\n' "$pkg" \
+            >"$root/usr/share/lintian/overrides/$pkg"
+    fi
 }
 
 write_control() {
@@ -286,7 +294,7 @@ write_scripts() {
     if [ -f "$root/lib/systemd/system/$pkg.service" ]; then
         for s in postinst prerm postrm; do
             sed -e "s|@PKG@|$pkg|g" -e "s|@SECRETS@|$(secrets_of "$pkg")|g" \
-                "$HERE/common/$s.service" >"$root/DEBIAN/$s"
+                "$HERE/common/service.$s" >"$root/DEBIAN/$s"
             chmod 0755 "$root/DEBIAN/$s"
         done
     else

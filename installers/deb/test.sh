@@ -3,8 +3,8 @@
 #   build (debug profile) -> dpkg -i -> files, conffiles, users, units
 #   -> systemd-analyze verify/security -> --version -> platform + EMS + LSR
 #   (+ cxserver) started from the installed configs as their service users,
-#   the EMS's and LSR's things seen connected on the platform -> dpkg --purge
-#   -> the system is clean.
+#   the EMS's and LSR's things seen connected on the platform -> reinstall and
+#   remove (conffiles, state kept) -> dpkg --purge -> the system is clean.
 #
 #   installers/deb/test.sh [--no-build] [--profile debug|release] [--keep] [--replace]
 #
@@ -20,7 +20,6 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 PACKAGES=(tether-platform tether-cxserver tether-ems tether-lsr tether-rac)
 SERVICES=(tether-platform tether-cxserver tether-ems tether-lsr)
 
@@ -184,7 +183,10 @@ echo "==> packages in $DEB_DIR"
 ARCH="$(dpkg --print-architecture)"
 declare -A DEB
 for p in "${PACKAGES[@]}"; do
-    f="$(ls "$DEB_DIR/${p}_"*"_$ARCH.deb" 2>/dev/null | head -n 1)"
+    f=""
+    for candidate in "$DEB_DIR/${p}_"*"_$ARCH.deb"; do
+        [ -f "$candidate" ] && f="$candidate"
+    done
     if [ -n "$f" ]; then
         DEB[$p]="$f"
         pass "$p: $(basename "$f") ($(du -k "$f" | cut -f1) KiB)"
@@ -210,7 +212,7 @@ done
 echo "==> files, conffiles, users"
 for p in "${PACKAGES[@]}"; do
     check "$p: /usr/bin/$p is executable" test -x "/usr/bin/$p"
-    check "$p: copyright and changelog" test -f "/usr/share/doc/$p/copyright" -a -f "/usr/share/doc/$p/changelog.Debian.gz"
+    check "$p: copyright and changelog" test -f "/usr/share/doc/$p/copyright" -a -f "/usr/share/doc/$p/changelog.gz"
 done
 expect_conffile() { # package path
     check "$1: conffile $2" bash -c "test -f '$2' && dpkg-query -W -f='\${Conffiles}\n' $1 | grep -q '^ $2 '"
@@ -412,6 +414,16 @@ for pid in "${PIDS[@]}"; do
 done
 PIDS=()
 if [ "$stopped" = 1 ]; then pass "all processes stopped on SIGTERM within 20 s"; else fail "a process ignored SIGTERM for 20 s"; fi
+
+# ---------------------------------------------------------------- upgrade, remove
+echo "==> reinstall (upgrade path) and remove without purge"
+echo "# local edit by test.sh" >>/etc/tether/platform.toml
+check "dpkg -i again (postinst configure with the old version) succeeds" dpkg -i "${DEB[tether-platform]}"
+check "a locally edited conffile survives the reinstall" grep -qx "# local edit by test.sh" /etc/tether/platform.toml
+check "dpkg -r tether-ems (remove, not purge)" dpkg -r tether-ems
+check "tether-ems removed: binary and unit gone" bash -c "! test -e /usr/bin/tether-ems && ! test -e /lib/systemd/system/tether-ems.service"
+check "tether-ems removed: conffile and state kept until purge" \
+    bash -c "test -f /etc/tether/ems/config.json && test -d /var/lib/tether-ems && dpkg-query -W -f='\${Status}' tether-ems | grep -qx 'deinstall ok config-files'"
 
 # ---------------------------------------------------------------- purge
 if [ "$KEEP" = 1 ]; then
