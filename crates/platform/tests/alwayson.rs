@@ -527,15 +527,18 @@ async fn pings_are_echoed_and_idle_sockets_closed() {
         .unwrap();
     assert_eq!(e.bind(&["Pump1"]).await.unwrap().header.code, Code::SUCCESS);
     e.ping(b"12:34:56").await.unwrap();
-    let mut got_pong = false;
-    while let Some(ev) = e.next_event(T).await {
-        if let Event::Pong(payload) = ev {
-            assert_eq!(&payload[..], b"12:34:56");
-            got_pong = true;
-            break;
+    e.ping(b"12:34:57").await.unwrap();
+    // exactly one pong per ping, each echoing its payload, in order
+    let mut pongs = Vec::new();
+    while pongs.len() < 2 {
+        match e.next_event(T).await {
+            Some(Event::Pong(payload)) => pongs.push(payload),
+            Some(Event::Request(_)) => continue,
+            other => panic!("{other:?}"),
         }
     }
-    assert!(got_pong);
+    assert_eq!(&pongs[0][..], b"12:34:56");
+    assert_eq!(&pongs[1][..], b"12:34:57");
     let (code, why) = e.wait_closed(T).await.unwrap().unwrap();
     assert_eq!(code, 1000);
     assert!(why.contains("idle"), "{why}");
@@ -629,4 +632,21 @@ async fn shutdown_closes_edges_with_1001() {
     assert_eq!(code, 1001);
     assert!(why.contains("shutting down"));
     drop(store);
+}
+
+#[tokio::test]
+async fn pong_comes_promptly() {
+    let p = spawn_platform(PlatformOptions::default()).await.unwrap();
+    let mut e = TestEdge::connect_auth(&p.ws_url, p.client_tls.clone(), &p.app_key)
+        .await
+        .unwrap();
+    // nothing else is written to the socket, so the pong must be flushed on its own
+    let t0 = std::time::Instant::now();
+    e.ping(b"ping").await.unwrap();
+    match e.next_event(T).await {
+        Some(Event::Pong(payload)) => assert_eq!(&payload[..], b"ping"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    p.shutdown().await.unwrap();
 }

@@ -20,8 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) enum Outbound {
     /// One binary websocket message (a whole AlwaysOn message or a chunk).
     Frame(Bytes),
-    /// A pong echoing a ping's payload.
-    Pong(Bytes),
     /// Close the socket with a code and reason, then stop writing.
     Close(u16, String),
 }
@@ -201,14 +199,6 @@ impl EdgeConn {
                 .map_err(|_| EdgeError::Disconnected)?;
         }
         Ok(())
-    }
-
-    /// Queues a pong echoing a ping's payload.
-    pub(crate) async fn send_ping_reply(&self, payload: Bytes) -> Result<(), EdgeError> {
-        self.out
-            .send(Outbound::Pong(payload))
-            .await
-            .map_err(|_| EdgeError::Disconnected)
     }
 
     /// Asks the socket task to close with `code` and `reason`.

@@ -172,7 +172,6 @@ async fn writer(mut sink: SplitSink<WebSocket, WsMessage>, mut rx: mpsc::Receive
     while let Some(item) = rx.recv().await {
         let (msg, last) = match item {
             Outbound::Frame(b) => (WsMessage::Binary(b), false),
-            Outbound::Pong(b) => (WsMessage::Pong(b), false),
             Outbound::Close(code, reason) => {
                 let reason: String = reason.chars().take(100).collect();
                 (
@@ -249,11 +248,8 @@ async fn authenticate(
         };
         let bytes = match frame {
             WsMessage::Binary(b) => b,
-            WsMessage::Ping(p) => {
-                let _ = out.send(Outbound::Pong(p)).await;
-                continue;
-            }
-            WsMessage::Pong(_) => continue,
+            // tungstenite answers pings itself, echoing the payload.
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
             WsMessage::Close(_) => return Err(End::gone("closed before AUTH")),
             WsMessage::Text(_) => {
                 m.protocol_errors.inc();
@@ -373,11 +369,9 @@ async fn serve(
         last_rx = Instant::now();
         let bytes = match frame {
             WsMessage::Binary(b) => b,
-            WsMessage::Ping(p) => {
-                let _ = conn.send_ping_reply(p).await;
-                continue;
-            }
-            WsMessage::Pong(_) => continue,
+            // tungstenite answers pings itself, echoing the payload (the
+            // EMS sends its local time, §12.1); any frame resets the idle timer.
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
             WsMessage::Close(frame) => {
                 let why = frame
                     .map(|f| format!("edge closed: {} {}", f.code, f.reason))
