@@ -19,11 +19,40 @@ fn find_configs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// LSR configs shipped by the installers, each copied next to the example templates
+/// (the packages install those templates beside it).
+fn installer_configs(tmp: &Path) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../installers");
+    let mut found = Vec::new();
+    if root.is_dir() {
+        find_configs(&root, &mut found);
+    }
+    let templates = common::example_dir().join("custom/templates");
+    let mut out = Vec::new();
+    for (i, cfg) in found.iter().enumerate() {
+        let dir = tmp.join(format!("installer-{i}"));
+        std::fs::create_dir_all(dir.join("custom/templates")).unwrap();
+        std::fs::copy(cfg, dir.join("config.lua")).unwrap();
+        for e in std::fs::read_dir(&templates).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(
+                &p,
+                dir.join("custom/templates").join(p.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        out.push(dir.join("config.lua"));
+    }
+    out
+}
+
 #[tokio::test]
 async fn every_shipped_example_config_parses_and_its_templates_load() {
     let mut configs = Vec::new();
     find_configs(&common::example_dir(), &mut configs);
     assert!(!configs.is_empty(), "no example config.lua found");
+    let tmp = tempfile::tempdir().unwrap();
+    configs.extend(installer_configs(tmp.path()));
     for path in configs {
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!config.things.is_empty());
