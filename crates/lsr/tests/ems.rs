@@ -660,3 +660,85 @@ async fn a_script_fires_an_event_through_the_ems() {
     );
     lsr.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_requests_get_clear_errors() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    let lsr = Lsr::start(ems.addr.port(), QUIET, &[]).await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases: Vec<(reqwest::Method, &str, String, u16)> = vec![
+        (
+            reqwest::Method::POST,
+            "LsrThing/Services/Add",
+            deep.clone(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "LsrThing/Services/Add",
+            "[1,2]".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "LsrThing/Services/Add",
+            r#"{"rows":[{"p1":"x","p2":1}]}"#.into(),
+            400,
+        ),
+        (
+            reqwest::Method::PUT,
+            "LsrThing/Properties/Temperature",
+            "".into(),
+            400,
+        ),
+        (
+            reqwest::Method::PUT,
+            "LsrThing/Properties/Temperature",
+            "\"x\"".into(),
+            400,
+        ),
+        (
+            reqwest::Method::PUT,
+            "LsrThing/Properties/NoSuchProp",
+            r#"{"rows":[{"NoSuchProp":1}]}"#.into(),
+            404,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "LsrThing/Properties/Temperature",
+            "".into(),
+            405,
+        ),
+        (reqwest::Method::GET, "LsrThing/Events/X", "".into(), 404),
+        (
+            reqwest::Method::GET,
+            "LsrThing/Properties/%00%ff",
+            "".into(),
+            404,
+        ),
+        (
+            reqwest::Method::POST,
+            "LsrThing/Services/Add",
+            "x".repeat(5 * 1024 * 1024),
+            413,
+        ),
+    ];
+    for (method, path, body, want) in cases {
+        let r = lsr.send(method.clone(), path, &body).await;
+        assert_eq!(r.status().as_u16(), want, "{method} {path}");
+    }
+    let r = lsr
+        .http
+        .get(format!(
+            "http://{}/scripts/Thingworx/Mashups/X/Properties/Y",
+            lsr.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // still healthy
+    let (s, _) = lsr.post("LsrThing/Services/Add", ADD_BODY).await;
+    assert_eq!(s, 200);
+    lsr.shutdown().await;
+}
