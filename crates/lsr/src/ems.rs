@@ -222,6 +222,22 @@ impl EmsClient {
         self.post_ok(&path, data).await.map(|_| ())
     }
 
+    /// `POST <thing>/Services/<service>` with `params`; returns the reply body.
+    pub async fn invoke(
+        &self,
+        thing: &str,
+        service: &str,
+        params: &Value,
+    ) -> Result<String, EmsError> {
+        let path = format!(
+            "/Thingworx/Things/{}/Services/{}",
+            encode_segment(thing),
+            encode_segment(service)
+        );
+        let body = self.post_ok(&path, params).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// `GET LocalEms/Properties/isConnected`: is the EMS connected to its platform?
     pub async fn is_connected(&self) -> Result<bool, EmsError> {
         let (status, buf) = self

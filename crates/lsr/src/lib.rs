@@ -132,8 +132,8 @@ pub async fn run(
     served.map_err(Error::Server)
 }
 
-/// Events fired by a thing's script: sent to the EMS from the thing's own (non-runtime)
-/// thread, waiting at most `requestTimeout`.
+/// Events and service calls made by a thing's script: sent to the EMS from the thing's
+/// own (non-runtime) thread, waiting at most `requestTimeout`.
 fn event_sink(
     ems: Arc<ems::EmsClient>,
     handle: tokio::runtime::Handle,
@@ -141,11 +141,21 @@ fn event_sink(
 ) -> sandbox::EventSink {
     let thing = tc.registered_name();
     let timeout = Duration::from_millis(tc.request_timeout);
-    Arc::new(move |event: String, data: serde_json::Value| {
-        let fut =
-            async { tokio::time::timeout(timeout, ems.fire_event(&thing, &event, &data)).await };
+    Arc::new(move |call: sandbox::RapCall| {
+        let fut = async {
+            match &call {
+                sandbox::RapCall::Event(name, data) => {
+                    tokio::time::timeout(timeout, ems.fire_event(&thing, name, data))
+                        .await
+                        .map(|r| r.map(|()| String::new()))
+                }
+                sandbox::RapCall::Service(name, params) => {
+                    tokio::time::timeout(timeout, ems.invoke(&thing, name, params)).await
+                }
+            }
+        };
         match handle.block_on(fut) {
-            Ok(Ok(())) => (200, String::new()),
+            Ok(Ok(body)) => (200, body),
             Ok(Err(ems::EmsError::Status { status, body })) => (status, body),
             Ok(Err(e)) => (503, e.to_string()),
             Err(_) => (504, "EMS did not answer in time".to_string()),

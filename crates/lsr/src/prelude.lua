@@ -91,6 +91,7 @@ tw_infotable = {
 -- Events are not forwarded yet: say so instead of dropping them silently.
 -- server.fireEvent(name, infotable): POST <thing>/Events/<name> to the EMS.
 local fire_event = __tether_fire_event
+local invoke = __tether_invoke
 server = {
   fireEvent = function(name, data)
     if fire_event == nil then
@@ -98,6 +99,14 @@ server = {
     end
     if type(data) == "table" and getmetatable(data) == infotable_methods then data = data:toTable() end
     return fire_event(tostring(name), data or {})
+  end,
+  -- server.invoke(service, params) -> status, body (JSON text)
+  invoke = function(service, params)
+    if invoke == nil then
+      return 501, "the EMS is not available"
+    end
+    if type(params) == "table" and getmetatable(params) == infotable_methods then params = params:toTable() end
+    return invoke(tostring(service), params or {})
   end,
 }
 tw_server = server

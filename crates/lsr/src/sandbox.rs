@@ -142,8 +142,17 @@ pub(crate) fn describe(e: &mlua::Error) -> String {
     }
 }
 
-/// Sends an event (name, InfoTable JSON) to the EMS; returns an HTTP status and message.
-pub(crate) type EventSink = Arc<dyn Fn(String, serde_json::Value) -> (u16, String) + Send + Sync>;
+/// A call from a script to the EMS on behalf of its thing.
+#[derive(Debug)]
+pub(crate) enum RapCall {
+    /// `server.fireEvent(name, infotable)`: `POST <thing>/Events/<name>`.
+    Event(String, serde_json::Value),
+    /// `server.invoke(service, params)`: `POST <thing>/Services/<service>`.
+    Service(String, serde_json::Value),
+}
+
+/// Performs a [`RapCall`]; returns the HTTP status and the reply body.
+pub(crate) type EventSink = Arc<dyn Fn(RapCall) -> (u16, String) + Send + Sync>;
 
 /// Creates a sandboxed state for one thing. `p_data` becomes the global `p_data`.
 pub(crate) fn new_state(
@@ -207,11 +216,22 @@ pub(crate) fn new_state(
     )?;
     g.set("__tether_dirty", lua.create_table()?)?;
     if let Some(sink) = events {
+        let s = sink.clone();
         g.set(
             "__tether_fire_event",
             lua.create_function(move |_, (name, data): (String, Value)| {
                 let json = crate::json::from_lua(&data)?;
-                Ok(sink(name, json))
+                Ok(s(RapCall::Event(name, json)))
+            })?,
+        )?;
+        g.set(
+            "__tether_invoke",
+            lua.create_function(move |_, (name, data): (String, Value)| {
+                let json = match crate::json::from_lua(&data)? {
+                    serde_json::Value::Null => serde_json::json!({}),
+                    j => j,
+                };
+                Ok(sink(RapCall::Service(name, json)))
             })?,
         )?;
     }

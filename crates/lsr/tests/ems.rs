@@ -742,3 +742,33 @@ async fn malformed_requests_get_clear_errors() {
     assert_eq!(s, 200);
     lsr.shutdown().await;
 }
+
+const RELAY: &str = r#"
+return {
+  properties = {},
+  services = {
+    Relay = function(me, headers, query, data)
+      local code, body = server.invoke("Ping", { a = data.a })
+      return 200, tostring(code) .. ":" .. body
+    end,
+  },
+}
+"#;
+
+#[tokio::test]
+async fn a_script_invokes_a_service_through_the_ems() {
+    let ems = FakeEms::start(subscriptions(&[])).await;
+    let extra = format!(
+        "{QUIET}\nscripts.Relay = {{ file = \"thing.lua\", template = \"relay\", register = false }}\n"
+    );
+    let lsr = Lsr::start(ems.addr.port(), &extra, &[("relay.lua", RELAY)]).await;
+    let (s, body) = lsr
+        .post("Relay/Services/Relay", r#"{"rows":[{"a":7}]}"#)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains(r#""result":"200:""#), "{body}");
+    let calls = ems.calls_to("/Thingworx/Things/Relay/Services/Ping");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].json(), json!({"a": 7}));
+    lsr.shutdown().await;
+}
