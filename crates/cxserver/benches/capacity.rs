@@ -229,10 +229,12 @@ fn parent() {
         let rss_before = vm_rss_kib(pid);
         let heap_before = heap();
         let cpu_before = cpu_seconds(pid);
+        let own_cpu_before = cpu_seconds(std::process::id());
         let start = Instant::now();
         let edges = connect_many(&target, 200, n, concurrency).await;
         let setup = start.elapsed();
         let cx_cpu = cpu_seconds(pid) - cpu_before;
+        let own_cpu = cpu_seconds(std::process::id()) - own_cpu_before;
         // Let the server settle (handshake buffers released), then measure.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let rss_after = vm_rss_kib(pid);
@@ -246,8 +248,10 @@ fn parent() {
             n as f64 / setup.as_secs_f64()
         );
         println!(
-            "cx CPU during set-up: {cx_cpu:.2} s = {:.0} set-ups per cx CPU-second",
-            n as f64 / cx_cpu.max(0.01)
+            "cx CPU during set-up: {cx_cpu:.2} s = {:.0} set-ups per cx CPU-second \
+             (edges + fake platform process: {own_cpu:.2} s CPU; load average {})",
+            n as f64 / cx_cpu.max(0.01),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
         );
         println!(
             "cx VmRSS: {rss_before} KiB before, {rss_after} KiB after -> {:.0} bytes ({:.1} KiB) per idle edge",
@@ -269,6 +273,7 @@ fn parent() {
             }));
         }
         let inflight = 256;
+        let cpu_before = cpu_seconds(pid);
         let start = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..inflight {
@@ -292,6 +297,11 @@ fn parent() {
             ok += t.await.unwrap();
         }
         let took = start.elapsed();
+        let cx_cpu = cpu_seconds(pid) - cpu_before;
+        println!(
+            "cx CPU during the request run: {cx_cpu:.2} s = {:.0} requests per cx CPU-second",
+            ok as f64 / cx_cpu.max(0.01)
+        );
         println!(
             "platform -> edge requests: {ok}/{requests} answered in {:.2} s = {:.0} req/s ({inflight} in flight, spread over {total} edges)",
             took.as_secs_f64(),

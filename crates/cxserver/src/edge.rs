@@ -13,7 +13,6 @@ use alwayson::{Body, Code, Gateway, Header, Limits, Message};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use net::accept::{Conn, ServerStream};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -23,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::hub::{EDGE_QUEUE, EdgeEntry, ToEdge, error_reply, set_endpoint, set_session, to_mut};
+use crate::hub::{EdgeEntry, ToEdge, error_reply, set_endpoint, set_session, to_mut};
 use crate::server::Shared;
 use crate::tunnel::{self, TunnelRequest};
 
@@ -124,7 +123,6 @@ struct EdgeTask {
     shutdown: CancellationToken,
     phase: Phase,
     entry: Option<Arc<EdgeEntry>>,
-    rx: Option<mpsc::Receiver<ToEdge>>,
     binds: Vec<PendingBind>,
     /// Edge → platform requests in flight (request id → sent at).
     out: HashMap<u32, Instant>,
@@ -134,7 +132,7 @@ struct EdgeTask {
 
 enum Event {
     Shutdown,
-    Platform(Option<ToEdge>),
+    Platform(ToEdge),
     Edge(Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>),
     Timer,
 }
@@ -150,7 +148,6 @@ impl EdgeTask {
             shutdown,
             phase: Phase::AwaitAuth,
             entry: None,
-            rx: None,
             binds: Vec::new(),
             out: HashMap::new(),
             inc: HashMap::new(),
@@ -191,7 +188,7 @@ impl EdgeTask {
             let event = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => Event::Shutdown,
-                m = recv(&mut self.rx) => Event::Platform(m),
+                m = recv(&self.entry) => Event::Platform(m),
                 m = self.ws.next() => Event::Edge(m),
                 () = tokio::time::sleep_until(deadline) => Event::Timer,
             };
@@ -223,13 +220,10 @@ impl EdgeTask {
                         _ => {}
                     }
                 }
-                Event::Platform(None) => {
-                    return End(Some((1011, "platform link lost")), "hub dropped edge");
-                }
-                Event::Platform(Some(ToEdge::Close(code, reason))) => {
+                Event::Platform(ToEdge::Close(code, reason)) => {
                     return End(Some((code, reason)), reason);
                 }
-                Event::Platform(Some(ToEdge::Frame(frame))) => {
+                Event::Platform(ToEdge::Frame(frame)) => {
                     if let Err(end) = self.on_platform_frame(frame).await {
                         return end;
                     }
@@ -301,8 +295,7 @@ impl EdgeTask {
                         "no upstream link",
                     ));
                 };
-                let (tx, rx) = mpsc::channel(EDGE_QUEUE);
-                let entry = hub.register(link, tx);
+                let entry = hub.register(link);
                 let mut frame = to_mut(data);
                 set_endpoint(&mut frame, entry.id);
                 let frame = frame.freeze();
@@ -311,7 +304,6 @@ impl EdgeTask {
                     request_id: header.request_id,
                 };
                 self.entry = Some(entry);
-                self.rx = Some(rx);
                 hub.metrics.to_platform.count(frame.len());
                 if hub.send_up(link, frame).await.is_err() {
                     self.send_edge(error_reply(
@@ -562,10 +554,10 @@ fn shrink_if_empty(map: &mut HashMap<u32, Instant>) {
     }
 }
 
-/// Receives from an optional queue; pending forever when there is none. Cancel-safe.
-async fn recv(rx: &mut Option<mpsc::Receiver<ToEdge>>) -> Option<ToEdge> {
-    match rx {
-        Some(rx) => rx.recv().await,
+/// Receives from the edge's queue; pending forever before it has one. Cancel-safe.
+async fn recv(entry: &Option<Arc<EdgeEntry>>) -> ToEdge {
+    match entry {
+        Some(e) => e.queue.recv().await,
         None => std::future::pending().await,
     }
 }

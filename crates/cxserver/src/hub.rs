@@ -5,13 +5,13 @@
 //! an `.await` (clippy's `await_holding_lock` is denied). Links are a fixed array; a link's
 //! outgoing queue is a bounded `mpsc` drained by that link's writer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use alwayson::{Code, Gateway, HEADER_LEN, Header, Message};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Metrics;
 
@@ -57,9 +57,51 @@ pub(crate) struct EdgeEntry {
     /// Index of the upstream link carrying this edge.
     pub(crate) link: usize,
     /// Queue into the edge task.
-    pub(crate) tx: mpsc::Sender<ToEdge>,
+    pub(crate) queue: EdgeQueue,
     /// Replay and unbind state.
     pub(crate) state: Mutex<EdgeState>,
+}
+
+/// A small bounded queue into one edge task that holds no allocation while empty (a tokio
+/// `mpsc` channel costs ~1.5 KiB per edge even when idle).
+#[derive(Debug, Default)]
+pub(crate) struct EdgeQueue {
+    items: Mutex<VecDeque<ToEdge>>,
+    ready: Notify,
+}
+
+impl EdgeQueue {
+    /// Queues without waiting; gives the item back when [`EDGE_QUEUE`] items are waiting.
+    pub(crate) fn try_send(&self, item: ToEdge) -> Result<(), ToEdge> {
+        let mut q = lock(&self.items);
+        if q.len() >= EDGE_QUEUE {
+            return Err(item);
+        }
+        q.push_back(item);
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next item. Cancel-safe: an item leaves the queue only when returned, and the
+    /// queue is checked before every wait.
+    pub(crate) async fn recv(&self) -> ToEdge {
+        loop {
+            if let Some(item) = self.pop() {
+                return item;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn pop(&self) -> Option<ToEdge> {
+        let mut q = lock(&self.items);
+        let item = q.pop_front();
+        if q.is_empty() && q.capacity() > 0 {
+            *q = VecDeque::new();
+        }
+        item
+    }
 }
 
 impl EdgeEntry {
@@ -164,7 +206,7 @@ impl Hub {
     }
 
     /// Registers a new edge on `link` with a fresh endpointId.
-    pub(crate) fn register(&self, link: usize, tx: mpsc::Sender<ToEdge>) -> Arc<EdgeEntry> {
+    pub(crate) fn register(&self, link: usize) -> Arc<EdgeEntry> {
         loop {
             let id = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
             if id == 0 {
@@ -177,7 +219,7 @@ impl Hub {
             let entry = Arc::new(EdgeEntry {
                 id,
                 link,
-                tx,
+                queue: EdgeQueue::default(),
                 state: Mutex::new(EdgeState::default()),
             });
             shard.insert(id, entry.clone());
@@ -297,17 +339,32 @@ mod tests {
     fn register_assigns_unique_nonzero_ids() {
         let (hub, _rx) = Hub::new(1, Arc::new(Metrics::new()));
         hub.next_endpoint.store(u32::MAX, Ordering::Relaxed);
-        let (tx, _r) = mpsc::channel(1);
-        let a = hub.register(0, tx.clone());
-        let b = hub.register(0, tx.clone());
+        let a = hub.register(0);
+        let b = hub.register(0);
         assert_eq!(a.id, u32::MAX);
         assert_eq!(b.id, 1, "0 is skipped on wrap-around");
         hub.next_endpoint.store(1, Ordering::Relaxed);
-        let c = hub.register(0, tx);
+        let c = hub.register(0);
         assert_eq!(c.id, 2, "a live id is not reused");
         assert!(hub.edge(1).is_some());
         hub.unregister(1);
         assert!(hub.edge(1).is_none());
+    }
+
+    #[tokio::test]
+    async fn edge_queue_is_bounded_and_frees_its_buffer() {
+        let q = EdgeQueue::default();
+        for i in 0..EDGE_QUEUE {
+            q.try_send(ToEdge::Close(1000 + i as u16, "x")).unwrap();
+        }
+        assert!(q.try_send(ToEdge::Close(1, "full")).is_err());
+        for i in 0..EDGE_QUEUE {
+            assert!(matches!(q.recv().await, ToEdge::Close(c, _) if c == 1000 + i as u16));
+        }
+        assert_eq!(lock(&q.items).capacity(), 0, "no allocation while empty");
+        let waiter = q.recv();
+        q.try_send(ToEdge::Close(7, "late")).unwrap();
+        assert!(matches!(waiter.await, ToEdge::Close(7, _)));
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn mark_down(hub: &Hub, idx: usize, rx: &mut mpsc::Receiver<Bytes>) {
         }
         if !st.accepted {
             // Its AUTH answer will never come on this link.
-            let _ = e.tx.try_send(ToEdge::Close(1011, "platform link lost"));
+            let _ = e.queue.try_send(ToEdge::Close(1011, "platform link lost"));
         }
     }
 }
@@ -275,7 +275,7 @@ fn dispatch(hub: &Arc<Hub>, idx: usize, frame: Bytes) {
     }
     match hub.edge(h.endpoint_id) {
         Some(edge) if edge.link == idx => {
-            if edge.tx.try_send(ToEdge::Frame(frame)).is_err() && h.code.is_request() {
+            if edge.queue.try_send(ToEdge::Frame(frame)).is_err() && h.code.is_request() {
                 hub.try_send_up(idx, error_reply(&h, Code::SERVICE_UNAVAILABLE, "edge busy"));
             }
         }
@@ -325,7 +325,7 @@ fn internal_answer(hub: &Arc<Hub>, idx: usize, kind: Internal, h: &Header) {
                 "platform refused a replayed edge AUTH"
             );
             let _ = edge
-                .tx
+                .queue
                 .try_send(ToEdge::Close(1008, "authentication failed"));
         }
         Internal::ReBind if h.code != Code::SUCCESS => {
