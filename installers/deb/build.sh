@@ -238,6 +238,9 @@ stage_files() {
     if [ -f "$src/$pkg.service" ]; then
         install -D -m 0644 "$src/$pkg.service" "$root/lib/systemd/system/$pkg.service"
     fi
+    install -d "$root/usr/share/man/man1"
+    gzip -9n -c "$src/$pkg.1" >"$root/usr/share/man/man1/$pkg.1.gz"
+    chmod 0644 "$root/usr/share/man/man1/$pkg.1.gz"
     local doc="$root/usr/share/doc/$pkg"
     install -D -m 0644 "$HERE/common/copyright" "$doc/copyright"
     install -D -m 0644 "$src/README.Debian" "$doc/README.Debian"
