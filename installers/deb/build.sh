@@ -25,7 +25,7 @@ PACKAGES=()
 
 usage() {
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
-    exit 64
+    exit "${1:-64}"
 }
 
 while [ $# -gt 0 ]; do
@@ -57,7 +57,7 @@ while [ $# -gt 0 ]; do
         PACKAGES+=("$2")
         shift 2
         ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *)
         echo "build.sh: unknown argument '$1'" >&2
         usage

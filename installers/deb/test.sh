@@ -35,6 +35,10 @@ for arg in "$@"; do
     --replace) REPLACE=1 ;;
     --profile=*) PROFILE="${arg#*=}" ;;
     --debs=*) DEB_DIR="${arg#*=}" ;; # internal: packages already built (sudo re-exec)
+    -h | --help)
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
     *)
         echo "test.sh: unknown argument '$arg'" >&2
         exit 64
