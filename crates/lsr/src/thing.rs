@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::model::{Model, ServiceDef};
 use crate::sandbox;
 use crate::template::load;
-use crate::worker::worker;
+use crate::worker::{LuaThing, worker};
 
 /// Jobs waiting for a thing's Lua thread; more are refused with 503.
 const JOB_QUEUE: usize = 64;
@@ -100,7 +100,15 @@ impl Thing {
                     Ok((lua, budget, me, model, services, names)) => {
                         let model = Arc::new(Mutex::new(model));
                         let _ = ready_tx.send(Ok((model.clone(), services)));
-                        worker(lua, budget, me, model, names, rx, &tc2.name);
+                        let t = LuaThing {
+                            lua,
+                            budget,
+                            me,
+                            model,
+                            names,
+                            memory_limit: limits.memory,
+                        };
+                        worker(t, rx, &tc2.name);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

@@ -14,16 +14,28 @@ use crate::sandbox::{self, Budget};
 use crate::template::{get_num, get_str, read_services};
 use crate::thing::{Job, Reply};
 
+/// What a thing's Lua thread owns.
+pub(crate) struct LuaThing {
+    pub lua: Lua,
+    pub budget: Budget,
+    /// The template table (`me`).
+    pub me: Table,
+    pub model: Arc<Mutex<Model>>,
+    /// Property names, in model order.
+    pub names: Vec<String>,
+    pub memory_limit: usize,
+}
+
 /// The Lua thread: runs jobs one by one until every sender is gone.
-pub(crate) fn worker(
-    lua: Lua,
-    budget: Budget,
-    me: Table,
-    model: Arc<Mutex<Model>>,
-    names: Vec<String>,
-    rx: Receiver<Job>,
-    thing: &str,
-) {
+pub(crate) fn worker(t: LuaThing, rx: Receiver<Job>, thing: &str) {
+    let LuaThing {
+        lua,
+        budget,
+        me,
+        model,
+        names,
+        memory_limit,
+    } = t;
     let defs: Vec<ServiceDef> = read_services(&me).unwrap_or_default();
     while let Ok(job) = rx.recv() {
         budget.start(&lua);
@@ -35,7 +47,10 @@ pub(crate) fn worker(
         if std::panic::catch_unwind(run).is_err() {
             tracing::error!(thing, "a job panicked; the thing goes on");
         }
-        let _ = lua.gc_collect();
+        // A full collection only when memory runs high (e.g. after a memory-limit error).
+        if lua.used_memory() > memory_limit / 2 {
+            let _ = lua.gc_collect();
+        }
     }
     tracing::debug!(thing, "Lua thread stopped");
 }
