@@ -105,13 +105,16 @@ impl Actor {
             name,
             kind: GATEWAY_TYPE.to_owned(),
         });
-        let mut next_ping: Option<Instant> = Some(Instant::now());
         if let Err(e) = self.sync_bindings(s, &gateway).await {
             return End::Lost(e);
         }
-        if s.pending.values().any(|(p, _)| matches!(p, Pending::Bind)) {
-            next_ping = None; // first ping follows the BIND reply (§12.1)
-        }
+        // The first ping follows the BIND reply (§12.1), or msg_timeout if none comes.
+        let mut first_ping_sent = false;
+        let mut next_ping = if s.pending.values().any(|(p, _)| matches!(p, Pending::Bind)) {
+            Instant::now() + conn.msg_timeout
+        } else {
+            Instant::now()
+        };
         let _ = self.connected.send(true);
 
         // 3. Offline store, oldest first
@@ -128,7 +131,7 @@ impl Actor {
         let duty_off_at = conn.duty_cycle.map(|d| Instant::now() + d.on);
         loop {
             let wake = [
-                next_ping,
+                Some(next_ping),
                 pong_deadline,
                 duty_off_at,
                 s.pending.values().map(|(_, d)| *d).min(),
@@ -165,8 +168,8 @@ impl Actor {
                     match s.reassembler.push(&data, std::time::Instant::now()) {
                         Ok(Some(msg)) => {
                             let first_bind_reply = self.on_message(s, msg, &out_tx, &workers, &queue).await;
-                            if first_bind_reply && next_ping.is_none() && pong_deadline.is_none() {
-                                next_ping = Some(Instant::now());
+                            if first_bind_reply && !first_ping_sent {
+                                next_ping = Instant::now();
                             }
                         }
                         Ok(None) => {}
@@ -209,14 +212,15 @@ impl Actor {
                         let _ = s.ws.close(None).await;
                         return End::DutyOff;
                     }
-                    if next_ping.is_some_and(|d| d <= now) {
+                    if next_ping <= now {
                         let payload = chrono::Local::now().format("%H:%M:%S").to_string();
                         if let Err(e) = s.ws.send(WsMessage::Ping(Bytes::from(payload.into_bytes()))).await {
                             return End::Lost(e.to_string());
                         }
+                        first_ping_sent = true;
                         // An unanswered earlier ping keeps its (earlier) deadline.
                         pong_deadline.get_or_insert(now + conn.pingpong_timeout);
-                        next_ping = Some(now + conn.ping_rate);
+                        next_ping = now + conn.ping_rate;
                     }
                     self.expire(s, now);
                     s.reassembler.expire(std::time::Instant::now());
