@@ -31,7 +31,7 @@ pub(crate) enum ToEdge {
 }
 
 /// What the link knows about one edge for replays and UNBIND-on-close.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct EdgeState {
     /// The edge's AUTH as forwarded (endpointId set). Holds the edge's credential.
     pub(crate) auth: Option<Bytes>,
@@ -47,6 +47,21 @@ pub(crate) struct EdgeState {
     pub(crate) gateway: Option<Gateway>,
     /// Names bound and not unbound.
     pub(crate) names: Vec<String>,
+}
+
+impl std::fmt::Debug for EdgeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `auth` holds the edge's credential: never printed.
+        f.debug_struct("EdgeState")
+            .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .field("authenticated", &self.authenticated)
+            .field("accepted", &self.accepted)
+            .field("edge_session", &self.edge_session)
+            .field("upstream_session", &self.upstream_session)
+            .field("gateway", &self.gateway)
+            .field("names", &self.names)
+            .finish()
+    }
 }
 
 /// One edge socket as seen by the hub.
@@ -347,6 +362,8 @@ mod tests {
         let c = hub.register(0);
         assert_eq!(c.id, 2, "a live id is not reused");
         assert!(hub.edge(1).is_some());
+        a.state().auth = Some(Bytes::from_static(b"secret-key"));
+        assert!(!format!("{a:?}").contains("secret-key"));
         hub.unregister(1);
         assert!(hub.edge(1).is_none());
     }

@@ -495,3 +495,62 @@ async fn shutdown_closes_edges_with_1001_after_unbinding() -> Result<()> {
     tokio::time::timeout(WAIT, cx.task).await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn multipart_chunks_are_relayed_both_ways_with_rewritten_headers() -> Result<()> {
+    let (platform, cx) = setup().await;
+    let mut edge = Edge::connect_bound(&cx, &["Big1"]).await?;
+    let (_, endpoint) = platform.bound("Big1").unwrap();
+    // Edge -> platform: a request too big for one 8192-byte chunk.
+    let id = edge.next_id();
+    let big = Message::request(
+        Code::GET,
+        id,
+        edge.session,
+        get_property("Big1", &"x".repeat(20_000)),
+    );
+    let chunks = alwayson::split(&big, 8192)?;
+    assert!(chunks.len() >= 3, "{}", chunks.len());
+    for c in &chunks {
+        edge.ws.send(WsMessage::Binary(c.clone())).await?;
+    }
+    let n = chunks.len();
+    platform
+        .wait_until(WAIT, "all chunks", |p| {
+            p.seen()
+                .iter()
+                .filter(|s| matches!(s, Seen::Chunk { request, .. } if *request == id))
+                .count()
+                == n
+        })
+        .await?;
+    for s in platform.seen() {
+        if let Seen::Chunk {
+            endpoint: e,
+            session,
+            request,
+            ..
+        } = s
+        {
+            if request == id {
+                assert_eq!(e, endpoint, "chunk carries the edge's endpointId");
+                assert_eq!(session, edge.session);
+            }
+        }
+    }
+    // Platform -> edge: chunks arrive with endpointId 0 and the edge's session.
+    let down = Message::request(Code::PUT, 77, 0, get_property("Big1", &"y".repeat(20_000)));
+    let frames = alwayson::split(&down, 8192)?;
+    let count = frames.len();
+    platform.send_frames("Big1", frames)?;
+    for _ in 0..count {
+        let f = edge.recv_raw().await?;
+        assert_eq!(f[14], 1, "a chunk");
+        let h = Header::peek(&f)?;
+        assert_eq!(
+            (h.request_id, h.endpoint_id, h.session_id),
+            (77, 0, edge.session)
+        );
+    }
+    Ok(())
+}

@@ -63,6 +63,12 @@ pub enum Seen {
         path: String,
         protocol: Option<String>,
     },
+    Chunk {
+        link: u64,
+        endpoint: u32,
+        session: u32,
+        request: u32,
+    },
 }
 
 enum ToLink {
@@ -202,6 +208,29 @@ impl FakePlatform {
         for tx in lock(&self.state).links.values() {
             let _ = tx.send(ToLink::Close);
         }
+    }
+
+    /// Sends raw frames (e.g. multipart chunks) to the edge that bound `thing`, with its
+    /// endpointId and session written into each header.
+    pub fn send_frames(&self, thing: &str, frames: Vec<Bytes>) -> Result<()> {
+        let st = lock(&self.state);
+        let &(link, endpoint) = st
+            .bindings
+            .get(thing)
+            .ok_or_else(|| anyhow!("{thing} not bound"))?;
+        let session = *st
+            .endpoints
+            .get(&(link, endpoint))
+            .ok_or_else(|| anyhow!("no session"))?;
+        let tx = st.links.get(&link).ok_or_else(|| anyhow!("link gone"))?;
+        for f in frames {
+            let mut f = f.to_vec();
+            f[6..10].copy_from_slice(&endpoint.to_be_bytes());
+            f[10..14].copy_from_slice(&session.to_be_bytes());
+            tx.send(ToLink::Frame(Bytes::from(f)))
+                .map_err(|_| anyhow!("link closed"))?;
+        }
+        Ok(())
     }
 
     /// Sends a platform → edge request to the edge that bound `thing`; returns its answer.
@@ -380,6 +409,18 @@ async fn serve_link<S>(
             let WsMessage::Binary(frame) = m else {
                 continue;
             };
+            if frame.get(14) == Some(&1) {
+                let h = Header::peek(&frame).unwrap();
+                let (endpoint, session, request) = (h.endpoint_id, h.session_id, h.request_id);
+                lock(&state).seen.push(Seen::Chunk {
+                    link,
+                    endpoint,
+                    session,
+                    request,
+                });
+                changed.notify_waiters();
+                continue;
+            }
             let Ok(msg) = Message::decode(&frame, &limits) else {
                 continue;
             };
