@@ -150,6 +150,25 @@ fn main() {
             black_box(view::decode(black_box(&bytes), &limits).expect("decodes"));
         });
         report(name, "decode view", len, &viewed, Some(&memcpy));
+        if name == "property_update" {
+            // The consumer path of a property push: decode, then read the values.
+            let owned_pv = measure(rounds, round_cpu, || {
+                let m = Message::decode(black_box(&bytes), &limits).expect("decodes");
+                if let alwayson::Body::Request(r) = &m.body {
+                    let t = r.params.as_ref().expect("params");
+                    black_box(t.property_values().expect("values"));
+                }
+            });
+            report(name, "owned+values", len, &owned_pv, Some(&memcpy));
+            let view_pv = measure(rounds, round_cpu, || {
+                let v = view::decode(black_box(&bytes), &limits).expect("decodes");
+                if let view::BodyView::Request(r) = &v.body {
+                    let t = r.params.as_ref().expect("params");
+                    black_box(t.property_values().expect("values"));
+                }
+            });
+            report(name, "view+values", len, &view_pv, Some(&memcpy));
+        }
         let mut out = Vec::with_capacity(len);
         let enc = measure(rounds, round_cpu, || {
             out.clear();
