@@ -9,6 +9,7 @@
 mod lenient;
 mod raw;
 mod validate;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
