@@ -348,7 +348,7 @@ impl EdgeTask {
                 }
                 let frame = frame.freeze();
                 hub.metrics.to_platform.count(frame.len());
-                if hub.send_up(entry.link, frame).await.is_err() && !header.code.is_response() {
+                if hub.send_up(entry.link(), frame).await.is_err() && !header.code.is_response() {
                     self.send_edge(error_reply(
                         &header,
                         Code::SERVICE_UNAVAILABLE,
@@ -484,17 +484,18 @@ impl EdgeTask {
             )
         };
         hub.metrics.binds.dec_by(names.len() as i64);
-        let slot = &hub.links[entry.link];
+        let link = entry.link();
+        let slot = &hub.links[link];
         if authenticated {
             hub.metrics.authenticated.dec();
             if !names.is_empty() {
                 let msg = Message::unbind(slot.request_id(), session, gateway, names);
-                send_internal(hub, entry.link, entry.id, &msg);
+                send_internal(hub, link, entry.id, &msg);
             }
         }
         // Also when the AUTH answer is still due: the platform may be about to open a session.
         let gone = Message::unbind(slot.request_id(), session, None, Vec::new());
-        send_internal(hub, entry.link, entry.id, &gone);
+        send_internal(hub, link, entry.id, &gone);
     }
 }
 

@@ -69,8 +69,8 @@ impl std::fmt::Debug for EdgeState {
 pub(crate) struct EdgeEntry {
     /// Assigned AlwaysOn endpointId (never 0).
     pub(crate) id: u32,
-    /// Index of the upstream link carrying this edge.
-    pub(crate) link: usize,
+    /// Index of the upstream link carrying this edge (changes on fail-over).
+    link: AtomicUsize,
     /// Queue into the edge task.
     pub(crate) queue: EdgeQueue,
     /// Replay and unbind state.
@@ -120,6 +120,15 @@ impl EdgeQueue {
 }
 
 impl EdgeEntry {
+    /// Index of the upstream link carrying this edge.
+    pub(crate) fn link(&self) -> usize {
+        self.link.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_link(&self, link: usize) {
+        self.link.store(link, Ordering::Release);
+    }
+
     pub(crate) fn state(&self) -> MutexGuard<'_, EdgeState> {
         lock(&self.state)
     }
@@ -233,7 +242,7 @@ impl Hub {
             }
             let entry = Arc::new(EdgeEntry {
                 id,
-                link,
+                link: AtomicUsize::new(link),
                 queue: EdgeQueue::default(),
                 state: Mutex::new(EdgeState::default()),
             });
@@ -254,7 +263,7 @@ impl Hub {
     pub(crate) fn edges_on(&self, link: usize) -> Vec<Arc<EdgeEntry>> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            out.extend(lock(shard).values().filter(|e| e.link == link).cloned());
+            out.extend(lock(shard).values().filter(|e| e.link() == link).cloned());
         }
         out
     }

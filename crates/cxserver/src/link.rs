@@ -167,16 +167,34 @@ fn mark_down(hub: &Hub, idx: usize, rx: &mut mpsc::Receiver<Bytes>) {
     // Frames queued for the dead link were meant for its (now gone) virtual edges.
     while rx.try_recv().is_ok() {}
     lock(&slot.internal).clear();
+    let mut moved = 0usize;
     for e in hub.edges_on(idx) {
-        let mut st = e.state();
-        if st.authenticated {
-            st.authenticated = false;
-            hub.metrics.authenticated.dec();
-        }
-        if !st.accepted {
+        let accepted = {
+            let mut st = e.state();
+            if st.authenticated {
+                st.authenticated = false;
+                hub.metrics.authenticated.dec();
+            }
+            st.accepted
+        };
+        if !accepted {
             // Its AUTH answer will never come on this link.
             let _ = e.queue.try_send(ToEdge::Close(1011, "platform link lost"));
+            continue;
         }
+        // Fail over to another up link at once; if none (or its queue is full) the edge
+        // waits for this link to come back and is replayed then.
+        if let Some(other) = hub.pick_link() {
+            e.set_link(other);
+            if replay_auth(hub, other, &e) {
+                moved += 1;
+            } else {
+                e.set_link(idx);
+            }
+        }
+    }
+    if moved > 0 {
+        info!(moved, "edges failed over to other links");
     }
 }
 
@@ -274,7 +292,7 @@ fn dispatch(hub: &Arc<Hub>, idx: usize, frame: Bytes) {
         }
     }
     match hub.edge(h.endpoint_id) {
-        Some(edge) if edge.link == idx => {
+        Some(edge) if edge.link() == idx => {
             if edge.queue.try_send(ToEdge::Frame(frame)).is_err() && h.code.is_request() {
                 hub.try_send_up(idx, error_reply(&h, Code::SERVICE_UNAVAILABLE, "edge busy"));
             }
@@ -351,19 +369,42 @@ async fn replay(hub: Arc<Hub>, idx: usize, stop: CancellationToken) {
             if st.accepted { st.auth.clone() } else { None }
         };
         let Some(auth) = auth else { continue };
-        let slot = &hub.links[idx];
-        let req = slot.request_id();
-        let mut frame = to_mut(auth);
-        set_request_id(&mut frame, req);
-        lock(&slot.internal).insert((edge.id, req), Internal::ReAuth);
-        hub.metrics.to_platform.count(frame.len());
+        let (req, frame) = replay_frame(&hub, idx, edge.id, auth);
         tokio::select! {
             () = stop.cancelled() => return,
-            r = hub.send_up(idx, frame.freeze()) => if r.is_err() { return },
+            r = hub.send_up(idx, frame) => if r.is_err() {
+                lock(&hub.links[idx].internal).remove(&(edge.id, req));
+                return;
+            },
         }
         replayed += 1;
     }
     if replayed > 0 {
         info!(replayed, "replayed edge AUTH after reconnect");
+    }
+}
+
+/// The edge's stored AUTH with a fresh internal request id, registered as a replay.
+fn replay_frame(hub: &Hub, link: usize, endpoint: u32, auth: Bytes) -> (u32, Bytes) {
+    let slot = &hub.links[link];
+    let req = slot.request_id();
+    let mut frame = to_mut(auth);
+    set_request_id(&mut frame, req);
+    lock(&slot.internal).insert((endpoint, req), Internal::ReAuth);
+    hub.metrics.to_platform.count(frame.len());
+    (req, frame.freeze())
+}
+
+/// Replays one edge's AUTH on `link` without waiting; false if its queue is full or down.
+fn replay_auth(hub: &Hub, link: usize, edge: &crate::hub::EdgeEntry) -> bool {
+    let Some(auth) = edge.state().auth.clone() else {
+        return false;
+    };
+    let (req, frame) = replay_frame(hub, link, edge.id, auth);
+    if hub.try_send_up(link, frame) {
+        true
+    } else {
+        lock(&hub.links[link].internal).remove(&(edge.id, req));
+        false
     }
 }

@@ -554,3 +554,32 @@ async fn multipart_chunks_are_relayed_both_ways_with_rewritten_headers() -> Resu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn edges_of_a_dropped_link_fail_over_to_another_link_at_once() -> Result<()> {
+    let (platform, cx) = setup().await;
+    let mut edge = Edge::connect_bound(&cx, &["Mover"]).await?;
+    let (old_link, _) = platform.bound("Mover").unwrap();
+    let other = platform
+        .link_ids()
+        .into_iter()
+        .find(|l| *l != old_link)
+        .expect("two links");
+    // The dropped link cannot come back: only a fail-over can re-bind the edge.
+    platform.refuse_links(true);
+    platform.kill_link(old_link);
+    platform
+        .wait_until(WAIT, "re-bound on the other link", |p| {
+            p.bound("Mover").is_some_and(|(l, _)| l == other)
+        })
+        .await?;
+    assert_eq!(cx.status.links_up(), 1);
+    let session = edge.session;
+    let answering = tokio::spawn(async move { edge.answer_one().await.unwrap() });
+    let answer = platform
+        .request("Mover", Code::GET, get_property("Mover", "Temp"))
+        .await?;
+    assert_eq!(answer.header.code, Code::SUCCESS);
+    assert_eq!(answering.await?.header.session_id, session);
+    Ok(())
+}

@@ -210,6 +210,18 @@ impl FakePlatform {
         }
     }
 
+    /// Closes one link socket.
+    pub fn kill_link(&self, link: u64) {
+        if let Some(tx) = lock(&self.state).links.get(&link) {
+            let _ = tx.send(ToLink::Close);
+        }
+    }
+
+    /// Ids of the links currently open.
+    pub fn link_ids(&self) -> Vec<u64> {
+        lock(&self.state).links.keys().copied().collect()
+    }
+
     /// Sends raw frames (e.g. multipart chunks) to the edge that bound `thing`, with its
     /// endpointId and session written into each header.
     pub fn send_frames(&self, thing: &str, frames: Vec<Bytes>) -> Result<()> {
