@@ -193,7 +193,7 @@ async fn run(b: &Browser) -> Result<()> {
     )
     .await?;
     b.click("button[data-connect=ssh]").await?;
-    b.wait_text("#session-state", "Waiting for your client", T)
+    b.wait_text("#session-state", "Waiting for the client", T)
         .await?;
     let cmd = b.text(".copyrow .code").await?;
     ensure!(
@@ -301,6 +301,8 @@ async fn run(b: &Browser) -> Result<()> {
     b.click(&format!("{row} button")).await?;
     let ended_row = format!("#ended-sessions tr[data-session='{theirs}']");
     b.wait_text(&ended_row, "ended_by_admin", T).await?;
+    b.wait_text("#sessions-messages", "ended", T).await?;
+    b.screenshot("09c-sessions-ended-by-admin").await?;
     b.wait_text("#active-sessions", "No active sessions", T)
         .await?;
 
@@ -402,6 +404,40 @@ async fn run(b: &Browser) -> Result<()> {
         code == json!(403),
         "operator GET /api/v1/users answered {code}"
     );
+
+    // 8. Lock-out: after repeated wrong passwords the page says so.
+    b.click("#logout").await?;
+    b.wait_js(
+        "the login form",
+        "return document.querySelector('input[name=password]');",
+        json!([]),
+        T,
+    )
+    .await?;
+    let mut locked = false;
+    for _ in 0..=support::server::AUTH_FAILURES + 1 {
+        b.type_into("input[name=username]", OPERATOR.0).await?;
+        b.type_into("input[name=password]", "not-the-password")
+            .await?;
+        b.click("form button[type=submit]").await?;
+        b.wait_js(
+            "the answer to a log-in",
+            "const m = document.querySelector('#login-messages'); const btn = document.querySelector('form button[type=submit]'); return m && m.innerText && !btn.disabled;",
+            json!([]),
+            T,
+        )
+        .await?;
+        if b.text("#login-messages").await?.contains("Locked out") {
+            locked = true;
+            break;
+        }
+    }
+    ensure!(
+        locked,
+        "no lock-out message; last: {}",
+        b.text("#login-messages").await?
+    );
+    b.screenshot("16-locked-out").await?;
     edge.close().await?;
     Ok(())
 }

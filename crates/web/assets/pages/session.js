@@ -23,7 +23,7 @@ export function describe(v) {
     case 'ended': return { step: 4, text: `Ended: ${v.end_detail || v.end_reason || 'no reason given'}.` };
     default:
       if (!v.server_attached) return { step: 1, text: 'Waiting for the device to attach…' };
-      return { step: 2, text: 'Waiting for your client (the Tether RAC) to attach…' };
+      return { step: 2, text: 'Waiting for the client (the Tether RAC) to attach…' };
   }
 }
 

@@ -25,7 +25,7 @@ function cells(cols, values) {
 
 export async function render(main, _params, ctx) {
   const problems = h('div');
-  const out = h('div');
+  const out = h('div', { id: 'sessions-messages' });
   const activeBody = h('tbody');
   const endedBody = h('tbody');
   const historyNote = h('div');
@@ -95,13 +95,13 @@ export async function render(main, _params, ctx) {
         vanished.set(id, { ...v, ended: null, reason: 'ended', detail: 'ended while this page was open' });
       }
     }
+    for (const v of endedLive) vanished.set(v.id, { ...v, reason: v.end_reason, detail: v.end_detail });
     seenLive.clear();
     for (const v of active) seenLive.set(v.id, v);
     const known = new Set(history.map((r) => r.id));
     const ended = [
-      ...endedLive.map((v) => ({ ...v, reason: v.end_reason, detail: v.end_detail })),
       ...[...vanished.values()].filter((v) => !known.has(v.id)).reverse(),
-      ...history.filter((r) => !endedLive.some((v) => v.id === r.id)),
+      ...history,
     ];
     syncRows(endedBody, ended.map((r) => ({
       key: r.id,

@@ -26,6 +26,8 @@ use tunnel::driver::{Connector, SessionOptions, run_session, tcp_connect};
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 pub const OPERATOR: (&str, &str) = ("oscar", "operator-password-1");
+/// Failed log-ins from one address before it is locked out.
+pub const AUTH_FAILURES: u32 = 4;
 
 pub struct Server {
     pub base: String,
@@ -75,6 +77,7 @@ pub async fn spawn() -> Result<Server> {
     let mut config = platform::Config::with_data_dir(dir.path());
     config.listen = addr;
     config.shutdown_grace = Duration::from_secs(2);
+    config.alwayson.auth_failures_per_window = AUTH_FAILURES;
     let shutdown = CancellationToken::new();
     let prepared = platform::prepare(config, shutdown.clone())
         .await
