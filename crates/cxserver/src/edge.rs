@@ -6,6 +6,7 @@
 //! Session ids are translated when a link reconnect gave the edge a new upstream session.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,10 @@ enum Route {
 /// Serves one accepted (TLS) edge connection.
 pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
     let Conn {
-        stream, shutdown, ..
+        stream,
+        shutdown,
+        peer,
+        ..
     } = conn;
     let mut route = None;
     // The callback signature is tungstenite's; its error type is large by design.
@@ -94,7 +98,7 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
             shared.hub.metrics.connections_opened.inc();
             // Boxed, like the tunnel relay below: a task's memory is the size of its largest
             // state, and the tunnel relay (upstream connect inline) is many KiB.
-            let why = Box::pin(EdgeTask::new(shared.clone(), ws, shutdown).run()).await;
+            let why = Box::pin(EdgeTask::new(shared.clone(), ws, shutdown, peer.ip()).run()).await;
             shared.hub.metrics.connections.dec();
             debug!(why, "edge closed");
         }
@@ -121,6 +125,8 @@ struct EdgeTask {
     shared: Arc<Shared>,
     ws: EdgeWs,
     shutdown: CancellationToken,
+    /// The edge's address, passed to the platform in the AUTH (`PEER_CLAIM`).
+    peer: IpAddr,
     phase: Phase,
     entry: Option<Arc<EdgeEntry>>,
     binds: Vec<PendingBind>,
@@ -141,9 +147,10 @@ enum Event {
 struct End(Option<(u16, &'static str)>, &'static str);
 
 impl EdgeTask {
-    fn new(shared: Arc<Shared>, ws: EdgeWs, shutdown: CancellationToken) -> Self {
+    fn new(shared: Arc<Shared>, ws: EdgeWs, shutdown: CancellationToken, peer: IpAddr) -> Self {
         EdgeTask {
             shared,
+            peer,
             ws,
             shutdown,
             phase: Phase::AwaitAuth,
@@ -296,7 +303,7 @@ impl EdgeTask {
                     ));
                 };
                 let entry = hub.register(link);
-                let mut frame = to_mut(data);
+                let mut frame = to_mut(with_peer_claim(data, self.peer));
                 set_endpoint(&mut frame, entry.id);
                 let frame = frame.freeze();
                 entry.state().auth = Some(frame.clone());
@@ -499,6 +506,26 @@ impl EdgeTask {
     }
 }
 
+/// The AUTH claim carrying the edge's IP address to the platform (honoured on links only).
+pub const PEER_CLAIM: &str = "tether-peer";
+
+/// The edge's AUTH with any `tether-peer` claim it sent removed and the real one appended, so
+/// the platform can apply an app key's client-address allow-list to the edge. An AUTH that
+/// does not decode is forwarded unchanged (the platform refuses it).
+fn with_peer_claim(data: Bytes, peer: IpAddr) -> Bytes {
+    let limits = Limits::default();
+    let Ok(mut msg) = Message::decode(&data, &limits) else {
+        return data;
+    };
+    let Body::Auth(auth) = &mut msg.body else {
+        return data;
+    };
+    auth.claims
+        .retain(|(name, _)| !name.eq_ignore_ascii_case(PEER_CLAIM));
+    auth.claims.push((PEER_CLAIM.to_owned(), peer.to_string()));
+    msg.to_bytes().unwrap_or(data)
+}
+
 /// Encodes `msg` with `endpoint` and queues it on `link` without waiting.
 pub(crate) fn send_internal(
     hub: &crate::hub::Hub,
@@ -560,5 +587,42 @@ async fn recv(entry: &Option<Arc<EdgeEntry>>) -> ToEdge {
     match entry {
         Some(e) => e.queue.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_claim_replaces_a_spoofed_one() {
+        let auth = Message::auth(
+            3,
+            vec![
+                ("appKey".into(), "k".into()),
+                ("Tether-Peer".into(), "6.6.6.6".into()),
+            ],
+        );
+        let out = with_peer_claim(auth.to_bytes().unwrap(), "10.0.0.7".parse().unwrap());
+        let Message {
+            header,
+            body: Body::Auth(a),
+        } = Message::decode(&out, &Limits::default()).unwrap()
+        else {
+            panic!("not an AUTH");
+        };
+        assert_eq!(header.request_id, 3);
+        assert_eq!(a.app_key(), Some("k"));
+        let peers: Vec<_> = a
+            .claims
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(PEER_CLAIM))
+            .collect();
+        assert_eq!(peers, vec![&(PEER_CLAIM.to_owned(), "10.0.0.7".to_owned())]);
+        let garbage = Bytes::from_static(b"\x01\x14short");
+        assert_eq!(
+            with_peer_claim(garbage.clone(), "10.0.0.7".parse().unwrap()),
+            garbage
+        );
     }
 }

@@ -27,7 +27,7 @@ pub use config::{
     Config, ConfigError, DEFAULT_AUTH_REQUEST_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EdgeSettings,
     PlatformSettings, UpstreamTrust,
 };
-pub use edge::ALWAYSON_PATH;
+pub use edge::{ALWAYSON_PATH, PEER_CLAIM};
 pub use metrics::{Flow, Metrics};
 pub use secret::Secret;
 pub use server::{CxError, CxServer, Listeners, Status, Tls};

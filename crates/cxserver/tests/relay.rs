@@ -63,6 +63,13 @@ async fn edge_auth_and_bind_are_relayed_with_an_endpoint_id() -> Result<()> {
         })
         .expect("platform saw the AUTH");
     assert_ne!(endpoint, 0);
+    assert!(
+        platform.seen().contains(&Seen::Peer {
+            endpoint,
+            peer: Some("127.0.0.1".into())
+        }),
+        "the edge's address is passed in the tether-peer claim"
+    );
     let bind = edge.bind(&["Pump1", "Gw"]).await?;
     assert_eq!(bind.header.code, Code::SUCCESS);
     assert_eq!(bind.header.endpoint_id, 0);

@@ -32,6 +32,10 @@ pub enum Seen {
     LinkAuth {
         link: u64,
     },
+    Peer {
+        endpoint: u32,
+        peer: Option<String>,
+    },
     Auth {
         link: u64,
         endpoint: u32,
@@ -462,6 +466,8 @@ fn handle(state: &Mutex<State>, link: u64, msg: Message) -> Option<Message> {
     let mut st = lock(state);
     match msg.body {
         Body::Auth(auth) => {
+            let peer = auth.claim("tether-peer").map(str::to_owned);
+            st.seen.push(Seen::Peer { endpoint: ep, peer });
             let ok = auth.app_key() == Some(EDGE_KEY) && ep != 0;
             st.seen.push(Seen::Auth {
                 link,
