@@ -43,8 +43,9 @@ async fn login(b: &Browser, base: &str, user: &str, password: &str) -> Result<()
     )
     .await?;
     b.type_into("input[name=username]", user).await?;
+    // Enter in the password field submits (keyboard use).
     b.type_into("input[name=password]", password).await?;
-    b.click("form button[type=submit]").await?;
+    b.keys("input[name=password]", "\u{E007}").await?;
     b.wait_text("#who-name", user, T).await
 }
 
@@ -148,6 +149,18 @@ async fn run(b: &Browser) -> Result<()> {
     .await?;
     b.type_into("input[name=q]", "").await?;
     b.screenshot("03-devices").await?;
+    // Sorting works from the keyboard: Enter on a column header button.
+    b.keys("#devices th[data-key=isConnected] button", "\u{E007}")
+        .await?;
+    b.wait_js(
+        "sorting by status",
+        "const th = document.querySelector('#devices th[data-key=isConnected]'); const rows = [...document.querySelectorAll('#devices tbody tr')].map((r) => r.dataset.thing); return th.getAttribute('aria-sort') === 'ascending' && rows[rows.length - 1] === 'Pump1';",
+        json!([]),
+        T,
+    )
+    .await?;
+    b.keys("#devices th[data-key=name] button", "\u{E007}")
+        .await?;
     // The device goes offline and comes back: the list follows without a reload.
     edge.unbind(&["Pump1"]).await?;
     b.wait_text("#devices tr[data-thing=Pump1]", "Disconnected", T)

@@ -194,6 +194,18 @@ impl Browser {
         .map(drop)
     }
 
+    /// Sends keys to the element without clearing it (`\u{E007}` is Enter).
+    pub async fn keys(&self, css: &str, text: &str) -> Result<()> {
+        let id = self.find(css).await?;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
     pub async fn js(&self, script: &str, args: Value) -> Result<Value> {
         self.cmd(
