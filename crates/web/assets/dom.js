@@ -63,23 +63,6 @@ export function message(kind, text) {
   return h('p', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
 }
 
-/** A table with a caption; rows are arrays of cells (strings or nodes or {label, node}). */
-export function table(caption, headers, rows, opts = {}) {
-  const thead = h('thead', {}, h('tr', {}, headers.map((hd) => {
-    if (hd instanceof Node) return hd;
-    return h('th', { scope: 'col' }, hd);
-  })));
-  const labels = headers.map((hd) => (hd instanceof Node ? hd.dataset.label || hd.textContent : hd));
-  const tbody = h('tbody', {}, rows.map((r) => h('tr', r.attrs || {}, (r.cells || r).map((c, i) =>
-    h('td', { 'data-label': labels[i] }, c)))));
-  if (rows.length === 0) {
-    tbody.appendChild(h('tr', {}, h('td', { colspan: headers.length, class: 'empty' },
-      opts.empty || 'Nothing to show.')));
-  }
-  return h('div', { class: 'table-wrap' },
-    h('table', { class: 'cards' }, h('caption', { class: opts.showCaption ? '' : 'sr-only' }, caption), thead, tbody));
-}
-
 /** Copies `text` to the clipboard; returns true on success. */
 export async function copy(text) {
   try {

@@ -276,6 +276,19 @@ async fn run(b: &Browser) -> Result<()> {
     b.wait_text("#active-sessions", "No active sessions", T)
         .await?;
 
+    // State-changing calls without the CSRF header are refused (the page
+    // always sends it).
+    let code = b
+        .js(
+            "return Promise.all([fetch('/api/v1/sessions', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({thing: 'Pump1', interface: 'ssh'})}), fetch('/api/v1/things', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name: 'Sneaky'})})]).then((rs) => rs.map((r) => r.status));",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        code == json!([403, 403]),
+        "calls without CSRF answered {code}"
+    );
+
     // 6. Administration.
     b.goto(&format!("{base}/#/admin/users")).await?;
     b.wait_text("#users", ADMIN.0, T).await?;

@@ -39,7 +39,7 @@ async function act(out, what, f) {
   }
 }
 
-export async function render(main, params, ctx) {
+export async function render(main, params) {
   const tab = TABS.some(([k]) => k === params.tab) ? params.tab : 'users';
   const body = h('div', { id: `admin-${tab}` });
   replace(main,
@@ -48,12 +48,12 @@ export async function render(main, params, ctx) {
       TABS.map(([k, label]) => h('li', {}, h('a', { href: `#/admin/${k}`, 'aria-current': k === tab ? 'page' : null }, label))))),
     body);
   const pages = { users, appkeys, things, audit };
-  await pages[tab](body, ctx);
+  await pages[tab](body);
 }
 
 // ---------------------------------------------------------------- users
 
-async function users(root, ctx) {
+async function users(root) {
   const out = h('div');
   const tableBox = h('div');
   const name = h('input', { name: 'name', required: true, autocomplete: 'off' });
@@ -125,7 +125,6 @@ async function users(root, ctx) {
     if (await act(out, `Password of ${pwUser.value}`, () => patch(`/api/v1/users/${seg(pwUser.value)}`, { password: pwNew.value }))) setPw.reset();
   });
   await load();
-  ctx.onLeave(() => {});
 }
 
 // ---------------------------------------------------------------- app keys
