@@ -112,6 +112,14 @@ fn vm_rss_kib(pid: u32) -> u64 {
 /// The connection server process: reads the platform from the environment, prints its edge
 /// port, runs until stdin closes.
 fn child() {
+    // CXBENCH_TRACING=1: install the binary's subscriber (info, spans recorded; output
+    // discarded) to include per-connection span memory.
+    if std::env::var("CXBENCH_TRACING").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
