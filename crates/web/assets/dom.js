@@ -12,7 +12,14 @@ export function h(tag, props, ...children) {
       el.className = v;
     } else if (k === 'dataset') {
       Object.assign(el.dataset, v);
-    } else if (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled') {
+    } else if (k === 'value') {
+      // Also the default, so that form.reset() goes back to it.
+      if ('defaultValue' in el) el.defaultValue = v;
+      el.value = v;
+    } else if (k === 'selected') {
+      el.defaultSelected = v;
+      el.selected = v;
+    } else if (k === 'checked' || k === 'disabled') {
       el[k] = v;
     } else {
       el.setAttribute(k, v === true ? '' : String(v));

@@ -304,6 +304,16 @@ async fn run(b: &Browser) -> Result<()> {
     b.click("#admin-users form button[type=submit]").await?;
     b.wait_text("#users tr[data-user=oscar]", "oscar", T)
         .await?;
+    let role = b
+        .js(
+            "return document.querySelector('#admin-users form select[name=role]').value;",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        role == json!("operator"),
+        "the new-user form reset its role to {role}"
+    );
     b.screenshot("09-admin-users").await?;
 
     // An administrator ends someone else's session from the Sessions page.
