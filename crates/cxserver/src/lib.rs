@@ -7,7 +7,8 @@
 //! - `secret`: [`Secret`], the app key that never reaches logs.
 //! - `metrics`: Prometheus metrics ([`Metrics`], `tether_cx_` prefix).
 //! - `hub`: routing table shared by edge tasks and links (endpointId → edge, link slots).
-//! - `edge`: edge websocket upgrade and the per-edge AlwaysOn relay task.
+//! - `edge`: edge websocket upgrade and routing by path.
+//! - `session`: the per-edge AlwaysOn relay task (AUTH, BIND bookkeeping, UNBIND on close).
 //! - `link`: upstream links to the platform: AUTH, relay, reconnect, replay.
 //! - `tunnel`: tunnel endpoint pass-through (websocket to websocket).
 //! - `health`: health check (200/504) and `/metrics` on their own port.
@@ -21,14 +22,16 @@ mod link;
 mod metrics;
 mod secret;
 mod server;
+mod session;
 mod tunnel;
 
 pub use config::{
     Config, ConfigError, DEFAULT_AUTH_REQUEST_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EdgeSettings,
     PlatformSettings, UpstreamTrust,
 };
-pub use edge::{ALWAYSON_PATH, PEER_CLAIM};
+pub use edge::ALWAYSON_PATH;
 pub use metrics::{Flow, Metrics};
 pub use secret::Secret;
 pub use server::{CxError, CxServer, Listeners, Status, Tls};
+pub use session::PEER_CLAIM;
 pub use tunnel::TUNNEL_IDLE_TIMEOUT;

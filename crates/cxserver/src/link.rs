@@ -20,9 +20,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::edge::{ALWAYSON_PATH, send_internal};
+use crate::edge::ALWAYSON_PATH;
 use crate::hub::{Hub, Internal, ToEdge, error_reply, lock, set_request_id, to_mut};
 use crate::server::Shared;
+use crate::session::send_internal;
 
 /// Interval of the link keep-alive ping.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
