@@ -308,6 +308,26 @@ else
     printf '%s\n' "$out" | tail -n 5 | sed 's/^/        | /'
 fi
 
+# A TCP echo server: the remote-access target behind the EMS.
+ECHO_PORT="$(free_port)"
+python3 -c '
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+' "$ECHO_PORT" >/dev/null 2>&1 &
+PIDS+=($!)
+check "tether-platform admin: EmsGateway thing with remote interface echo -> 127.0.0.1:$ECHO_PORT" \
+    bash -c "setpriv --reuid=tether-platform --regid=tether-platform --init-groups -- /usr/bin/tether-platform admin --data-dir '$PDATA' thing add EmsGateway --template EMSGateway &&
+             setpriv --reuid=tether-platform --regid=tether-platform --init-groups -- /usr/bin/tether-platform admin --data-dir '$PDATA' interface add EmsGateway echo --port $ECHO_PORT"
+
 PLOG="$WORK/platform.log"
 # The unit's ExecStart, with the listen address and data directory overridden.
 start_as tether-platform "$PLOG" /usr/bin/tether-platform serve --config /etc/tether/platform.toml \
@@ -330,10 +350,11 @@ ELOG="$WORK/ems.log"
 ECONF="$WORK/tether-ems/config.json"
 if [ -n "$PORT" ] && [ -n "$APP_KEY" ] &&
     jq --argjson port "$PORT" --arg key "$APP_KEY" --arg fp "$FP" --argjson http "$EMS_PORT" \
-        --arg offline "$WORK/tether-ems/offline" \
+        --arg offline "$WORK/tether-ems/offline" --arg target "127.0.0.1:$ECHO_PORT" \
         '.ws_servers = [{host: "127.0.0.1", port: $port}] | .appKey = $key
          | .certificates.pinned_sha256 = [$fp] | .http_server.port = $http
-         | .offline_msg_store.directory = $offline | .ws_connection.connect_retry_interval = 500' \
+         | .offline_msg_store.directory = $offline | .ws_connection.connect_retry_interval = 500
+         | .tunnel.allowed_targets = [$target]' \
         /etc/tether/ems/config.json >"$ECONF"; then
     chown root:tether-ems "$ECONF" && chmod 0640 "$ECONF"
     start_as tether-ems "$ELOG" /usr/bin/tether-ems --config "$ECONF"
@@ -417,8 +438,41 @@ if [ -n "$PORT" ] && curl -sk -o /dev/null -D - --max-time 5 -X POST -H "appKey:
     -H 'Content-Type: application/json' -d '{}' "https://127.0.0.1:$PORT/api/v1/sessions" |
     grep -qi '^x-tether-no-route'; then
     skip "tether-rac: runtime session: the platform has no POST /api/v1/sessions route yet"
+elif [ -n "$PORT" ] && [ -n "$FP" ]; then
+    echo "==> tether-rac session: platform broker -> EMS tunnel -> echo target"
+    RAC_PORT="$(free_port)"
+    RLOG="$WORK/rac.log"
+    /usr/bin/tether-rac --pin-sha256 "$FP" connect --platform "https://127.0.0.1:$PORT" \
+        --thing EmsGateway --interface echo --app-key "$APP_KEY" --local-port "$RAC_PORT" >"$RLOG" 2>&1 &
+    PIDS+=($!)
+    if wait_for 30 grep -q "listening on" "$RLOG"; then
+        pass "tether-rac connect: session created, listening on 127.0.0.1:$RAC_PORT"
+        if python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+msg = b"tether-deb-test\n" * 1000
+c.sendall(msg); got = b""
+while len(got) < len(msg):
+    d = c.recv(65536)
+    if not d: break
+    got += d
+sys.exit(0 if got == msg else 1)' "$RAC_PORT"; then
+            pass "tether-rac: 16 KB echoed through RAC -> platform -> EMS -> target"
+        else
+            fail "tether-rac: bytes not echoed through the session"
+            log_tail "$RLOG"
+            log_tail "$ELOG"
+        fi
+    elif grep -q "tunnels are not available" "$RLOG"; then
+        # The RAC -> platform -> EMS part works; the EMS cannot open tunnels yet.
+        pass "tether-rac connect: the platform created the session and called StartTunnel on the EMS"
+        skip "tether-rac: bytes through the session: tether-ems refuses StartTunnel ($(grep -o 'tunnels are not available[^"]*' "$RLOG" | head -n 1))"
+    else
+        fail "tether-rac connect: no local listener within 30 s"
+        log_tail "$RLOG"
+    fi
 else
-    skip "tether-rac: runtime session not exercised here (apps/tether-rac/tests cover it)"
+    fail "tether-rac: no platform to connect to"
 fi
 
 echo "==> stop the processes"
