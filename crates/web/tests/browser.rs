@@ -275,6 +275,13 @@ async fn run(b: &Browser) -> Result<()> {
     b.goto(&format!("{base}/#/sessions")).await?;
     b.wait_text("#active-sessions", "No active sessions", T)
         .await?;
+    // Ended sessions come from the audit log for administrators.
+    b.wait_text(
+        &format!("#ended-sessions tr[data-session='{session_id}']"),
+        "ended_by_user",
+        T,
+    )
+    .await?;
 
     // State-changing calls without the CSRF header are refused (the page
     // always sends it).

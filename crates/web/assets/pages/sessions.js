@@ -5,12 +5,15 @@
 import { del, get, seg } from '../api.js';
 import { h, message, replace, syncRows } from '../dom.js';
 import { bytes, when } from '../format.js';
-import { session } from '../state.js';
+import { isAdmin, session } from '../state.js';
 import { describe } from './session.js';
 
 export const POLL_MS = 3000;
 /** Ended sessions: not served by the broker today (see docs/web.md). */
 export const HISTORY_PATH = '/api/v1/sessions/history?limit=100';
+/** Otherwise administrators read them from the audit log (`session.ended`, detail = the record as JSON). */
+export const AUDIT_PATH = '/api/v1/audit?limit=1000&kind=session.ended';
+const HISTORY_EVERY_MS = 10000;
 
 const HEAD_ACTIVE = ['Session', 'User', 'Device', 'Interface', 'State', 'Since', 'Client → device', 'Device → client', 'Action'];
 const HEAD_ENDED = ['Session', 'User', 'Device', 'Interface', 'Created', 'Ended', 'Client → device', 'Device → client', 'End reason'];
@@ -31,6 +34,7 @@ export async function render(main, _params, ctx) {
   const historyNote = h('div');
   let historyAvailable = true;
   let history = [];
+  let historyAt = 0;
   let busy = false;
   // Sessions seen live on this page, to show those that end while it is open
   // (the broker forgets a session once it has ended).
@@ -57,6 +61,7 @@ export async function render(main, _params, ctx) {
       const fin = await del(`/api/v1/sessions/${seg(v.id)}`);
       seenLive.delete(v.id);
       if (fin) vanished.set(fin.id, { ...fin, reason: fin.end_reason, detail: fin.end_detail });
+      historyAt = 0;
       replace(out, message('info', `Session ${v.id} to ${v.thing} ended.`));
     } catch (e) {
       replace(out, message('error', `Cannot end session ${v.id}: ${e.message}`));
@@ -114,24 +119,48 @@ export async function render(main, _params, ctx) {
     })), h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
   }
 
+  async function loadHistory() {
+    if (historyAvailable) {
+      try {
+        const h = await get(HISTORY_PATH);
+        history = Array.isArray(h) ? h : [];
+        return;
+      } catch (e) {
+        if (e.status !== 404 && e.status !== 405) throw e;
+        historyAvailable = false;
+      }
+    }
+    if (isAdmin()) {
+      try {
+        const entries = await get(AUDIT_PATH);
+        history = entries
+          .filter((e) => e.kind === 'session.ended')
+          .map((e) => {
+            try {
+              return JSON.parse(e.detail);
+            } catch {
+              return null;
+            }
+          })
+          .filter((r) => r && typeof r.id === 'string');
+        replace(historyNote, message('info', 'Ended sessions from the audit log (the newest 1000 entries).'));
+        return;
+      } catch (e) {
+        if (e.status === 401) throw e;
+      }
+    }
+    history = [];
+    replace(historyNote, message('info', 'This platform does not list ended sessions to you yet; only sessions that end while this page is open are listed here.'));
+  }
+
   async function refresh() {
     if (busy) return;
     busy = true;
     try {
       const list = await get('/api/v1/sessions');
-      if (historyAvailable) {
-        try {
-          history = await get(HISTORY_PATH);
-          if (!Array.isArray(history)) history = [];
-        } catch (e) {
-          if (e.status === 404 || e.status === 405) {
-            historyAvailable = false;
-            history = [];
-            replace(historyNote, message('info', 'This platform does not keep a list of ended sessions yet; only sessions that end while this page is open are listed here.'));
-          } else {
-            throw e;
-          }
-        }
+      if (Date.now() - historyAt >= HISTORY_EVERY_MS) {
+        historyAt = Date.now();
+        await loadHistory();
       }
       if (!ctx.live()) return;
       replace(problems);

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use axum::Router;
 use axum::body::Body;
-use broker::memory::{MemoryAudit, MemoryEdge};
+use broker::memory::MemoryEdge;
 use broker::{
-    AuthError, Authorizer, Broker, BrokerConfig, Hooks, Principal, StartTunnelRequest, Target,
+    AuthError, Authorizer, Broker, BrokerConfig, Hooks, Principal, SessionAudit, SessionRecord,
+    StartTunnelRequest, Target,
 };
 use futures_util::future::BoxFuture;
 use platform::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
@@ -157,7 +158,9 @@ pub async fn spawn() -> Result<Server> {
                 platform: platform.clone(),
             }),
             edge: Arc::new(edge),
-            audit: Arc::new(MemoryAudit::new()),
+            audit: Arc::new(AuditLog {
+                platform: platform.clone(),
+            }),
         },
         shutdown.clone(),
     )?;
@@ -346,6 +349,24 @@ impl Authorizer for PlatformAuth {
                 port: i.port,
                 protocol: "tcp".into(),
             })
+        })
+    }
+}
+
+/// Ended sessions into the platform's audit log, one `session.ended` line
+/// with the record as JSON, as the platform records them.
+struct AuditLog {
+    platform: platform::Platform,
+}
+
+impl SessionAudit for AuditLog {
+    fn session_ended(&self, record: SessionRecord) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let subject = format!("{}/{}", record.thing, record.interface);
+            let detail = serde_json::to_string(&record).unwrap_or_default();
+            self.platform
+                .audit("session.ended", &record.user, &subject, &detail, "")
+                .await;
         })
     }
 }
