@@ -53,6 +53,7 @@ if [ -z "$DEB_DIR" ]; then
     [ "$BUILD" = 1 ] || build_args+=(--no-build)
     echo "==> installers/deb/build.sh ${build_args[*]}"
     if ! "$HERE/build.sh" "${build_args[@]}"; then
+        rm -rf "$DEB_DIR"
         echo "FAIL: build.sh"
         echo "0 passed, 1 failed, 0 skipped"
         exit 1
