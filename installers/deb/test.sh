@@ -6,7 +6,7 @@
 #   the EMS's and LSR's things seen connected on the platform -> reinstall and
 #   remove (conffiles, state kept) -> dpkg --purge -> the system is clean.
 #
-#   installers/deb/test.sh [--no-build] [--profile debug|release] [--keep] [--replace]
+#   installers/deb/test.sh [--no-build] [--profile=debug|release] [--keep] [--replace]
 #
 #   --no-build  package binaries already in $CARGO_TARGET_DIR/<profile> (default: cargo build first)
 #   --keep      leave the packages installed at the end (for a look around)
