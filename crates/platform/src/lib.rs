@@ -14,6 +14,7 @@
 //! - `ratelimit`: failed-authentication limiter per address
 //! - `metrics`: Prometheus metrics
 //! - `quickstart`: first-run bootstrap
+//! - `remote_access`: the session broker's hooks and routes, the web console
 //! - `server`: `run(config, listener, shutdown)`
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod quickstart;
 mod ratelimit;
+pub mod remote_access;
 pub mod secret;
 mod server;
 mod state;

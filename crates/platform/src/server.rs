@@ -24,6 +24,8 @@ pub enum RunError {
     Net(#[from] net::NetError),
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("remote access: {0}")]
+    RemoteAccess(String),
 }
 
 /// A platform ready to serve: state and TLS identity.
@@ -61,7 +63,18 @@ impl Prepared {
             grace_period: config.shutdown_grace,
             ..net::http::ServeOptions::default()
         };
-        let router = crate::http::router(platform.clone());
+        let public_url = listener
+            .local_addr()
+            .map_err(|e| RunError::RemoteAccess(e.to_string()))
+            .and_then(|a| {
+                crate::remote_access::default_public_url(a)
+                    .map_err(|e| RunError::RemoteAccess(e.to_string()))
+            })?;
+        let broker =
+            crate::remote_access::start_broker(&platform, public_url, shutdown.child_token())
+                .map_err(|e| RunError::RemoteAccess(e.to_string()))?;
+        let router =
+            crate::http::router(platform.clone()).merge(crate::remote_access::routes(&broker));
         let closer = {
             let platform = platform.clone();
             let shutdown = shutdown.clone();
@@ -80,6 +93,11 @@ impl Prepared {
         .await;
         shutdown.cancel();
         let _ = closer.await;
+        let sessions = broker.tracker();
+        sessions.close();
+        if !net::shutdown::wait_with_grace(&sessions, config.shutdown_grace).await {
+            warn!("some remote-access sessions did not finish within the grace period");
+        }
         let tracker = platform.shared.tracker.clone();
         tracker.close();
         if !net::shutdown::wait_with_grace(&tracker, config.shutdown_grace).await {

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) limits: Limits,
     pub(crate) edge_slots: Arc<Semaphore>,
+    /// The remote-access broker, set when the server starts.
+    pub(crate) broker: std::sync::OnceLock<broker::Broker>,
     next_conn_id: AtomicU64,
 }
 
@@ -123,6 +125,7 @@ impl Platform {
             shutdown,
             tracker: TaskTracker::new(),
             limits,
+            broker: std::sync::OnceLock::new(),
             next_conn_id: AtomicU64::new(1),
         };
         Platform {

@@ -145,7 +145,7 @@ async fn metrics(State(platform): State<Platform>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        platform.shared.metrics.render(),
+        platform.shared.metrics.render() + &platform.remote_access_metrics(),
     )
         .into_response()
 }
