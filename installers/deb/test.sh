@@ -209,7 +209,12 @@ fi
 # ---------------------------------------------------------------- install
 echo "==> dpkg -i"
 INSTALLED=1
-check "dpkg -i of the five packages" dpkg -i "${DEB[@]}"
+if ! dpkg -i "${DEB[@]}" >"$WORK/dpkg-i.log" 2>&1 && command -v apt-get >/dev/null; then
+    # Missing Depends (e.g. adduser on a slim image): let apt fetch them and finish.
+    echo "  dpkg -i left dependencies unresolved; apt-get -f install"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -f >>"$WORK/dpkg-i.log" 2>&1
+fi
+check "dpkg -i of the five packages" bash -c "dpkg --audit | grep -q tether && { cat '$WORK/dpkg-i.log'; exit 1; }; exit 0"
 for p in "${PACKAGES[@]}"; do
     check "$p: installed" bash -c "dpkg-query -W -f='\${Status}' $p | grep -qx 'install ok installed'"
 done
