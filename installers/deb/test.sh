@@ -109,11 +109,16 @@ PIDS=()
 INSTALLED=0
 CREATED_USERS=()
 cleanup() {
-    local pid
+    local pid u
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     if [ "$INSTALLED" = 1 ] && [ "$KEEP" = 0 ]; then
+        # Interrupted or failed early: leave the machine as it was.
         dpkg --purge "${PACKAGES[@]}" >/dev/null 2>&1
+        for u in "${CREATED_USERS[@]}"; do
+            userdel "$u" >/dev/null 2>&1
+            groupdel "$u" >/dev/null 2>&1
+        done
     fi
     rm -rf "$WORK"
     case "$DEB_DIR" in /tmp/tether-debs.*) rm -rf "$DEB_DIR" ;; esac
