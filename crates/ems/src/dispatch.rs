@@ -5,7 +5,7 @@
 //!   by calling `GetPropertySubscriptions` back on the platform;
 //! - a thing answered by a script resource: forwarded over HTTP (see `gateway`),
 //!   `0xA4` at once when its keep-alive failed;
-//! - tunnel services on any thing: `0xA1` until the tunnel module lands;
+//! - tunnel services on any thing: the tunnel module (`tunnel`);
 //! - anything else: `0x84`.
 
 use alwayson::{Characteristic, Code, EntityType, Header, InfoTable, Limits, Message, RequestBody};
@@ -24,6 +24,7 @@ pub struct Dispatcher {
     pub(crate) local: LocalEms,
     pub(crate) http: HttpClients,
     pub(crate) limits: Limits,
+    pub(crate) tunnels: crate::tunnel::Tunnels,
 }
 
 impl Dispatcher {
@@ -43,12 +44,9 @@ impl Dispatcher {
         if body.characteristic == Characteristic::SERVICES
             && TUNNEL_SERVICES.contains(&body.target.as_str())
         {
-            return (
-                Code::NOT_IMPLEMENTED,
-                Some(error_table(
-                    "tunnels are not available in this tether-ems build",
-                )),
-            );
+            return self
+                .tunnels
+                .handle(&body.entity_name, &body.target, body.params.as_ref());
         }
         if thing.origin == Origin::Gateway {
             return self.gateway_thing(code, body);

@@ -10,6 +10,7 @@
 //! - `localems`: the EMS's own services (`LocalEms`: AddEdgeThing, …).
 //! - `rest`: the local REST server (`/Thingworx/...` → AlwaysOn).
 //! - `jsonform`: JSON InfoTable forms of the EMS's HTTP sides.
+//! - `tunnel`: the tunnel services (StartTunnel → native tunnel to the broker).
 //! - `offline`: the offline message store (disk or memory, bounded).
 //! - `run`: wiring everything together: [`run`].
 
@@ -23,6 +24,7 @@ mod rest;
 mod run;
 pub mod secret;
 mod things;
+mod tunnel;
 mod uplink;
 
 pub use config::{Config, ConfigError, EXIT_CONFIG, Loaded, load};

@@ -89,6 +89,12 @@ pub async fn run(
         local: local.clone(),
         http,
         limits: limits.clone(),
+        tunnels: crate::tunnel::Tunnels::new(
+            config.tunnel.clone(),
+            tls.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        ),
     });
     let actor = Actor {
         cfg: config.clone(),
