@@ -1,0 +1,71 @@
+//! Desktop side of the Remote Access Client (`tether-rac tray`). The tunnel
+//! work stays in `rac` (GUI-free); this crate adds what a desktop needs.
+//!
+//! - `settings`: [`Settings`], `rac.toml` in the user's config directory.
+//! - `trust`: [`decide`] which TLS trust a platform gets; unknown platforms
+//!   are asked about ([`UnknownPlatform`]), never trusted silently.
+//! - `instance`: single instance over a Unix socket ([`InstanceServer`],
+//!   [`hand_over`]).
+//! - `engine`: the session actor on a tokio runtime, [`Command`]s in,
+//!   [`Event`]s out; [`spawn_thread`] runs it off the UI thread.
+//! - `launchers`: SSH / VNC clients from the settings or `PATH` ([`Clients`]).
+//! - `notify`: desktop notifications over D-Bus ([`Notifier`]).
+//! - `icons`: the two tray icons drawn in code.
+//! - `tray` (feature `tray`): the GTK tray icon and menu, [`run_tray`].
+
+mod engine;
+pub mod icons;
+mod instance;
+mod launchers;
+mod notify;
+mod settings;
+#[cfg(feature = "tray")]
+mod tray;
+mod trust;
+
+pub use engine::{
+    CHANNEL, Command, EngineConfig, EngineHandle, Event, MAX_PENDING, MAX_SESSIONS, SessionInfo,
+    run, spawn_thread,
+};
+pub use instance::{
+    HANDOVER_TIMEOUT, InstanceError, InstanceServer, MAX_LINE, SOCKET_NAME, default_socket_path,
+    hand_over, socket_dir,
+};
+pub use launchers::{Clients, command_for, launch, which};
+pub use notify::Notifier;
+pub use settings::{
+    MAX_SETTINGS_BYTES, PortRange, Settings, SettingsError, TrustedPlatform, default_path, origin,
+};
+#[cfg(feature = "tray")]
+pub use tray::{TrayError, run_tray};
+pub use trust::{Decision, ProbeError, UnknownPlatform, decide, probe};
+
+/// What `tether-rac open` should do with a launch URL when a tray app may
+/// be running: `Ok(true)` if it was handed over (exit), `Ok(false)` if no
+/// instance runs (handle it here), `Err` if the instance refused it.
+pub fn try_hand_over(url: &str) -> Result<bool, InstanceError> {
+    let path = default_socket_path()?;
+    match hand_over(&path, url, HANDOVER_TIMEOUT) {
+        Ok(()) => Ok(true),
+        Err(InstanceError::NotRunning(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The trust the CLI uses for `platform` when no `--pin-sha256` or
+/// `--insecure` is given: the settings' entry, else a refusal telling how
+/// to pin (the CLI never asks and never trusts silently).
+pub async fn cli_trust(
+    settings: &Settings,
+    platform: &url::Url,
+    timeout: std::time::Duration,
+) -> Result<net::Trust, String> {
+    let shown = default_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "rac.toml".into());
+    match decide(settings, platform, timeout).await {
+        Ok(Decision::Use(t)) => Ok(t),
+        Ok(Decision::Ask(u)) => Err(u.cli_refusal(&shown)),
+        Err(e) => Err(e.to_string()),
+    }
+}
