@@ -7,6 +7,8 @@
     clippy::result_large_err
 )]
 
+pub mod chain;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
