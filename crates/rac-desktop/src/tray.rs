@@ -74,6 +74,8 @@ pub fn run_tray(urls: Vec<String>, settings_path: Option<PathBuf>) -> Result<(),
         None => Settings::default(),
     };
     let instance = InstanceServer::bind(&socket)?;
+    glib::set_prgname(Some("tether-rac"));
+    glib::set_application_name("Tether");
     gtk::init().map_err(|e| TrayError::Gtk(e.to_string()))?;
     let clients = Clients::detect(&settings, std::env::var_os("PATH").as_deref());
     let notifier = Notifier::start()?;
