@@ -7,8 +7,11 @@
 //! - [`Stack`]: platform + EMS binding `Pump1` with interfaces `ssh` (the
 //!   sshd) and `denied` (a port outside the EMS allow-list).
 //! - [`Rac`]: one `tether-rac connect` session on a local port.
+//! - [`bench`]: `tether-bench tunnel` (tunnel vs raw TCP loopback).
 //!
 //! Test and tool code: `anyhow` errors, blunt.
+
+pub mod bench;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
