@@ -13,7 +13,7 @@ PKGS=(
     libgtk-3-dev libxdo-dev libayatana-appindicator3-dev
     xvfb dbus-x11 x11-apps imagemagick
     # installers: packages are built, installed and their units verified
-    dpkg-dev systemd
+    dpkg-dev systemd desktop-file-utils xdg-utils jq curl openssl
 )
 
 missing=()

@@ -18,6 +18,9 @@ cargo nextest run --workspace --no-fail-fast
 echo "==> doc tests"
 cargo test --workspace --doc
 
+echo "==> Debian packages: build, install, run from the installed configs, purge"
+installers/deb/test.sh --replace
+
 echo "==> fuzz targets build (stable toolchain: build only, no fuzzing)"
 for dir in crates/*/fuzz; do
     [ -f "$dir/Cargo.toml" ] || continue
