@@ -53,8 +53,10 @@ pub fn try_hand_over(url: &str) -> Result<bool, InstanceError> {
 }
 
 /// The trust the CLI uses for `platform` when no `--pin-sha256` or
-/// `--insecure` is given: the settings' entry, else a refusal telling how
-/// to pin (the CLI never asks and never trusts silently).
+/// `--insecure` is given: the settings' entry if there is one; else CA
+/// validation when the certificate is CA-valid (or the URL is plain HTTP);
+/// else a refusal with the fingerprint telling how to pin (the CLI never
+/// asks and never trusts a self-signed certificate silently).
 pub async fn cli_trust(
     settings: &Settings,
     platform: &url::Url,
@@ -65,6 +67,7 @@ pub async fn cli_trust(
         .unwrap_or_else(|| "rac.toml".into());
     match decide(settings, platform, timeout).await {
         Ok(Decision::Use(t)) => Ok(t),
+        Ok(Decision::Ask(u)) if u.ca_valid || u.fingerprint.is_none() => Ok(net::Trust::default()),
         Ok(Decision::Ask(u)) => Err(u.cli_refusal(&shown)),
         Err(e) => Err(e.to_string()),
     }

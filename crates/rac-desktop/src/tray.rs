@@ -183,15 +183,13 @@ impl Ui {
                     s.1 = attached;
                 }
             }
-            Event::Ended { id, why, .. } => {
-                let what = self
-                    .sessions
-                    .remove(&id)
-                    .map(|(s, _)| format!("{} ({})", s.session, s.addr))
-                    .unwrap_or_else(|| "session".into());
-                self.notifier
-                    .notify("Tether: session ended", &format!("{what}: {why}"));
-            }
+            Event::Ended { id, why, .. } => match self.sessions.remove(&id) {
+                Some((s, _)) => self.notifier.notify(
+                    "Tether: session ended",
+                    &format!("{} ({}): {why}", s.session, s.addr),
+                ),
+                None => self.notifier.notify("Tether: could not connect", &why),
+            },
             Event::Failed { why } => self.notifier.notify("Tether: could not connect", &why),
             Event::AskTrust(u) => {
                 self.notifier.notify(

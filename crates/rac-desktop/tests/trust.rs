@@ -85,3 +85,12 @@ async fn unreachable_platform_is_an_error_not_a_hang() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cli_uses_ca_validation_for_an_unknown_plain_http_platform() {
+    let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+    let t = cli_trust(&Settings::default(), &url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(matches!(t, net::Trust::WebPki { .. }));
+}
