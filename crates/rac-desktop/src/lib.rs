@@ -43,8 +43,19 @@ pub use trust::{Decision, ProbeError, UnknownPlatform, decide, probe};
 /// What `tether-rac open` should do with a launch URL when a tray app may
 /// be running: `Ok(true)` if it was handed over (exit), `Ok(false)` if no
 /// instance runs (handle it here), `Err` if the instance refused it.
+/// Creates no directory and no file.
 pub fn try_hand_over(url: &str) -> Result<bool, InstanceError> {
-    let path = default_socket_path()?;
+    let dir = match dirs::runtime_dir() {
+        Some(d) => d,
+        None => match dirs::cache_dir() {
+            Some(c) => c.join("tether").join("run"),
+            None => return Ok(false),
+        },
+    };
+    let path = dir.join(SOCKET_NAME);
+    if !path.exists() {
+        return Ok(false);
+    }
     match hand_over(&path, url, HANDOVER_TIMEOUT) {
         Ok(()) => Ok(true),
         Err(InstanceError::NotRunning(_)) => Ok(false),
@@ -56,7 +67,9 @@ pub fn try_hand_over(url: &str) -> Result<bool, InstanceError> {
 /// `--insecure` is given: the settings' entry if there is one; else CA
 /// validation when the certificate is CA-valid (or the URL is plain HTTP);
 /// else a refusal with the fingerprint telling how to pin (the CLI never
-/// asks and never trusts a self-signed certificate silently).
+/// asks and never trusts a self-signed certificate silently). A platform
+/// that cannot be probed gets CA validation: the run then reports the
+/// unreachable platform with its own error and exit code.
 pub async fn cli_trust(
     settings: &Settings,
     platform: &url::Url,
@@ -69,6 +82,9 @@ pub async fn cli_trust(
         Ok(Decision::Use(t)) => Ok(t),
         Ok(Decision::Ask(u)) if u.ca_valid || u.fingerprint.is_none() => Ok(net::Trust::default()),
         Ok(Decision::Ask(u)) => Err(u.cli_refusal(&shown)),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            tracing::debug!(error = %e, "probe failed; validating as usual");
+            Ok(net::Trust::default())
+        }
     }
 }

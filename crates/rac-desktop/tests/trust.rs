@@ -94,3 +94,15 @@ async fn cli_uses_ca_validation_for_an_unknown_plain_http_platform() {
         .unwrap();
     assert!(matches!(t, net::Trust::WebPki { .. }));
 }
+
+#[tokio::test]
+async fn cli_leaves_an_unreachable_platform_to_the_run() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let url = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+    let t = cli_trust(&Settings::default(), &url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(matches!(t, net::Trust::WebPki { .. }));
+}
