@@ -1,7 +1,12 @@
 //! Which TLS trust to use for a platform: the settings decide; a platform
 //! not in the settings is never trusted silently, the user is asked.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use url::Url;
 
@@ -145,21 +150,94 @@ pub async fn probe(platform: &Url, timeout: Duration) -> Result<UnknownPlatform,
                 .map_err(|e| e.to_string())
         }
     };
-    let tls = handshake(net::Trust::InsecureAllowSelfSigned)
+    // Look at the certificate without trusting it: a verifier that only
+    // records it (the handshake signature is still checked).
+    let seen = Arc::new(Recorder::default());
+    let cfg = rustls::ClientConfig::builder_with_provider(net::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(seen.clone())
+        .with_no_client_auth();
+    let tcp = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| fail(format!("no TCP connection within {timeout:?}")))?
+    .map_err(|e| fail(e.to_string()))?;
+    let tls = net::tls::connect(Arc::new(cfg), &host, tcp, timeout)
         .await
-        .map_err(fail)?;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or_else(|| fail("the server sent no certificate".into()))?;
-    let fingerprint = net::Fingerprint::of(leaf.as_ref());
+        .map_err(|e| fail(e.to_string()))?;
     drop(tls);
+    let leaf = seen
+        .leaf
+        .lock()
+        .map_err(|_| fail("poisoned".into()))?
+        .clone()
+        .ok_or_else(|| fail("the server sent no certificate".into()))?;
+    let fingerprint = net::Fingerprint::of(&leaf);
     let ca_valid = handshake(net::Trust::default()).await.is_ok();
     Ok(UnknownPlatform {
         origin,
         fingerprint: Some(fingerprint),
         ca_valid,
     })
+}
+
+/// Records the server's end-entity certificate and accepts it; only used
+/// to read the fingerprint, never to carry a session.
+#[derive(Debug, Default)]
+struct Recorder {
+    leaf: Mutex<Option<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut leaf) = self.leaf.lock() {
+            *leaf = Some(end_entity.as_ref().to_vec());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &net::tls::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &net::tls::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        net::tls::provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
