@@ -114,6 +114,9 @@ pub struct InstanceServer {
 impl InstanceServer {
     /// Listen on `path` (mode 0600). A socket file nobody answers on is
     /// stale and replaced; one that answers is [`InstanceError::AlreadyRunning`].
+    /// The mode is set right after `bind` (no umask call: unsafe code is
+    /// denied); the directory (runtime dir or our 0700 fallback) keeps
+    /// other users out in between.
     pub fn bind(path: &Path) -> Result<Self, InstanceError> {
         let listener = match std::os::unix::net::UnixListener::bind(path) {
             Ok(l) => l,
