@@ -4,8 +4,8 @@
 //! URL over and exits, SIGTERM ends it and removes its socket. Screenshots
 //! and the exported icon go to `<target>/rac-desktop/`.
 //!
-//! Needs `Xvfb`, `dbus-daemon` and ImageMagick's `import` (Debian: `xvfb
-//! dbus-x11 imagemagick`); FAILS with a clear message when they are missing.
+//! Needs `Xvfb`, `dbus-daemon`, ImageMagick and `xwininfo` (Debian: `xvfb
+//! dbus-x11 imagemagick x11-utils`); FAILS with a clear message when they are missing.
 #![cfg(feature = "tray")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -234,6 +234,7 @@ fn tray_registers_under_xvfb() {
     require("dbus-daemon", "dbus-x11");
     require("import", "imagemagick");
     require("display", "imagemagick");
+    require("xwininfo", "x11-utils");
     let out = out_dir();
 
     // A real broker and echo target on a runtime of the test.
@@ -374,7 +375,20 @@ fn tray_registers_under_xvfb() {
     let shot = out.join("xvfb.png");
     let _a = show(&display, &out.join("icon-idle.png"), 20);
     let _b = show(&display, &out.join("icon-active.png"), 220);
-    std::thread::sleep(Duration::from_millis(700)); // let the viewers map (picture only)
+    wait_for(
+        Duration::from_secs(10),
+        "the icon viewers on screen",
+        || {
+            let o = Command::new("xwininfo")
+                .args(["-display", &display, "-root", "-tree"])
+                .output()
+                .ok()?;
+            let tree = String::from_utf8_lossy(&o.stdout);
+            (tree.matches("icon-idle.png").count() > 0
+                && tree.matches("icon-active.png").count() > 0)
+                .then_some(())
+        },
+    );
     let st = Command::new("import")
         .args(["-display", &display, "-window", "root"])
         .arg(&shot)
