@@ -205,12 +205,14 @@ async fn serve_one(
     accept: &(dyn Fn(String) -> Result<(), String> + Send + Sync),
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
+    let mut r = tokio::io::BufReader::new(r);
     let mut line = Vec::new();
-    tokio::io::BufReader::new(r)
+    (&mut r)
         .take(MAX_LINE as u64)
         .read_until(b'\n', &mut line)
         .await?;
-    let reply = if !line.ends_with(b"\n") {
+    let too_long = !line.ends_with(b"\n");
+    let reply = if too_long {
         Reply::Error {
             error: format!("request longer than {MAX_LINE} bytes or not ended by a newline"),
         }
@@ -228,7 +230,14 @@ async fn serve_one(
     let mut out = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
     out.push(b'\n');
     w.write_all(&out).await?;
-    w.shutdown().await
+    w.shutdown().await?;
+    if too_long {
+        // Closing with unread input resets the connection and the client
+        // may lose the reply: read what is left (bounded, and the caller's
+        // deadline applies).
+        tokio::io::copy(&mut r.take(16 * MAX_LINE as u64), &mut tokio::io::sink()).await?;
+    }
+    Ok(())
 }
 
 /// Hand `url` to the instance listening on `path` (blocking, bounded by

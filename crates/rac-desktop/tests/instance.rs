@@ -66,6 +66,7 @@ fn hand_over_reaches_the_running_instance() {
     let mut s = UnixStream::connect(&path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = s.write_all(&vec![b'x'; MAX_LINE + 10]);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     assert!(
