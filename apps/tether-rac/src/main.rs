@@ -49,6 +49,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         local_port: u16,
     },
+    /// Run as a tray app; URLs are handed to a running one (the tether: URL handler).
+    Tray {
+        /// tether://open?... URLs to open.
+        urls: Vec<String>,
+    },
     /// Pipe one connection over stdin/stdout, for ssh -o ProxyCommand.
     Stdio {
         /// A tether://open?... URL instead of creating the session.
@@ -102,8 +107,42 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    if let Command::Tray { urls } = cli.command {
+        return match rac_desktop::run_tray(urls, None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tether-rac: {e}");
+                let usage = matches!(e, rac_desktop::TrayError::Settings(_));
+                ExitCode::from(if usage {
+                    rac::EXIT_USAGE
+                } else {
+                    rac::EXIT_OSERR
+                })
+            }
+        };
+    }
+    // A running tray app takes `open` links (unless this run has its own options).
+    if let Command::Open { url, local_port: 0 } = &cli.command
+        && cli.pin_sha256.is_empty()
+        && !cli.insecure
+    {
+        match rac_desktop::try_hand_over(url) {
+            Ok(true) => {
+                eprintln!("tether-rac: handed over to the running tether-rac tray");
+                return ExitCode::SUCCESS;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("tether-rac: {e}");
+                return ExitCode::from(rac::EXIT_USAGE);
+            }
+        }
+    }
     match prepare(&cli) {
-        Ok((how, opts)) => run(cli.command, how, opts),
+        Ok((how, opts)) => {
+            let from_settings = cli.pin_sha256.is_empty() && !cli.insecure;
+            run(cli.command, how, opts, from_settings)
+        }
         Err(err) => fail(&err),
     }
 }
@@ -131,6 +170,7 @@ fn prepare(cli: &Cli) -> Result<(Join, RunOptions), rac::RacError> {
         | Command::Stdio {
             launch: Some(url), ..
         } => Join::Launch(LaunchUrl::parse(url)?),
+        Command::Tray { .. } => return Err(rac::RacError::Usage("tray takes no session".into())),
         Command::Connect { create, .. } | Command::Stdio { create, .. } => {
             let need = |v: &Option<String>, flag: &str| {
                 v.clone()
@@ -188,12 +228,31 @@ fn password(user: &str) -> Result<String, rac::RacError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn run(cmd: Command, how: Join, opts: RunOptions) -> ExitCode {
+fn run(cmd: Command, how: Join, mut opts: RunOptions, from_settings: bool) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&rac::RacError::Io(e)),
     };
     rt.block_on(async move {
+        if from_settings {
+            // rac.toml pins; an unknown self-signed platform is refused with
+            // its fingerprint and how to pin it (docs/rac-desktop.md).
+            let settings = match rac_desktop::default_path() {
+                Some(p) => match rac_desktop::Settings::load(&p) {
+                    Ok(s) => s,
+                    Err(e) => return fail(&rac::RacError::Usage(e.to_string())),
+                },
+                None => rac_desktop::Settings::default(),
+            };
+            let platform = match &how {
+                Join::Launch(l) => &l.platform,
+                Join::Create { platform, .. } => platform,
+            };
+            match rac_desktop::cli_trust(&settings, platform, opts.http_timeout).await {
+                Ok(t) => opts.trust = t,
+                Err(why) => return fail(&rac::RacError::Usage(why)),
+            }
+        }
         let shutdown = net::CancellationToken::new();
         net::shutdown::cancel_on_signal(shutdown.clone());
         let stdio = matches!(cmd, Command::Stdio { .. });
@@ -214,6 +273,7 @@ fn run(cmd: Command, how: Join, opts: RunOptions) -> ExitCode {
             Command::Open { local_port, .. } | Command::Connect { local_port, .. } => {
                 rac::listen(how, local_port, opts, shutdown, notify).await
             }
+            Command::Tray { .. } => return fail(&rac::RacError::Usage("tray".into())),
             Command::Stdio { .. } => {
                 rac::stdio(
                     how,
