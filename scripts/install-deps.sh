@@ -11,7 +11,7 @@ PKGS=(
     chromium chromium-driver
     # the RAC tray app (tray-icon builds against GTK) and its headless test
     libgtk-3-dev libxdo-dev libayatana-appindicator3-dev
-    xvfb dbus-x11 x11-apps imagemagick
+    xvfb dbus-x11 x11-utils imagemagick
     # installers: packages are built, installed and their units verified
     dpkg-dev systemd desktop-file-utils xdg-utils jq curl openssl
 )
