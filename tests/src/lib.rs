@@ -286,6 +286,16 @@ pub struct Stack {
 impl Stack {
     /// Start both and wait until the EMS bound `Pump1`.
     pub async fn start(target_port: u16, denied_port: u16) -> anyhow::Result<Stack> {
+        Stack::start_with(target_port, denied_port, "").await
+    }
+
+    /// [`Stack::start`] with extra keys in the EMS's `tunnel` group
+    /// (`extra` is JSON members with a leading comma, e.g. `, "idle_timeout": 1000`).
+    pub async fn start_with(
+        target_port: u16,
+        denied_port: u16,
+        extra: &str,
+    ) -> anyhow::Result<Stack> {
         let platform = spawn_platform(PlatformOptions {
             things: vec![THING.to_owned()],
             ..PlatformOptions::default()
@@ -313,7 +323,7 @@ impl Stack {
   "certificates": {{"pinned_sha256": ["{fp}"]}},
   "ws_connection": {{"ping_rate": 5000, "connect_retry_interval": 50}},
   "auto_bind": [{{"name": "{THING}", "gateway": true}}],
-  "tunnel": {{"allowed_targets": ["127.0.0.1:{target_port}"], "max_concurrent": 8}}
+  "tunnel": {{"allowed_targets": ["127.0.0.1:{target_port}"], "max_concurrent": 8{extra}}}
 }}"#,
             port = platform.addr.port(),
             key = platform.app_key,

@@ -216,3 +216,19 @@ async fn viewers_may_not_open_sessions() -> anyhow::Result<()> {
     assert!(err.to_string().contains("viewer"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_edge_ends_an_idle_tunnel() -> anyhow::Result<()> {
+    let sshd = Sshd::start().await?;
+    let stack = Stack::start_with(sshd.port, free_port()?, r#", "idle_timeout": 1000"#).await?;
+    let mut rac = stack.rac("ssh").await?;
+    rac.session_id(STEP).await?;
+    let (ok, out, err) = sshd.ssh(rac.addr.port(), "echo busy").await?;
+    assert!(ok && out.trim() == "busy", "{err}");
+    let addr = rac.addr;
+    let ended = rac.ended(STEP).await??;
+    assert!(!ended.by_us, "{ended:?}");
+    assert!(ended.message().contains("idle"), "{}", ended.message());
+    assert!(!port_open(addr).await);
+    Ok(())
+}
