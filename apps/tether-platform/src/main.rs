@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use platform::{Config, RawConfig};
 
+mod demo;
+
 /// Exit status for configuration and usage errors.
 const EXIT_CONFIG: i32 = 64;
 
@@ -36,7 +38,8 @@ enum Command {
         #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Start a local platform with a generated certificate, administrator and demo app key.
+    /// Start a local platform with a generated certificate, administrator and demo app key,
+    /// plus a demo edge (EMS and Lua Script Resource) in the same process.
     Quickstart {
         /// Data directory (default: <user data dir>/tether-platform).
         #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
@@ -105,23 +108,52 @@ async fn run(config: Config, quickstart_dir: Option<PathBuf>) -> i32 {
             return 1;
         }
     };
+    let mut demo_edge = None;
     if let Some(dir) = quickstart_dir {
-        match platform::quickstart::bootstrap(prepared.platform.store()).await {
-            Ok(b) => print_quickstart(&dir, &listener, &prepared, &b),
+        let b = match platform::quickstart::bootstrap(prepared.platform.store()).await {
+            Ok(b) => b,
             Err(e) => {
                 eprintln!("error: quickstart bootstrap failed: {e}");
                 return 1;
             }
-        }
+        };
+        demo_edge = match listener.local_addr() {
+            Ok(addr) => match demo::start(
+                prepared.platform.store(),
+                &dir,
+                addr,
+                &prepared.identity.fingerprint,
+                b.app_key.as_ref().map(|k| k.expose()),
+                shutdown.clone(),
+            )
+            .await
+            {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("warning: the demo edge did not start: {e:#}");
+                    None
+                }
+            },
+            Err(e) => {
+                eprintln!("warning: the demo edge did not start: {e}");
+                None
+            }
+        };
+        print_quickstart(&dir, &listener, &prepared, &b, demo_edge.as_ref());
     }
     tracing::debug!(?grace, "serving");
-    match prepared.serve(listener).await {
+    let code = match prepared.serve(listener).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
             1
         }
+    };
+    shutdown.cancel();
+    if let Some(d) = demo_edge {
+        d.wait().await;
     }
+    code
 }
 
 fn platform_shutdown_token() -> net::CancellationToken {
@@ -135,6 +167,7 @@ fn print_quickstart(
     listener: &tokio::net::TcpListener,
     prepared: &platform::Prepared,
     b: &platform::quickstart::Bootstrap,
+    demo_edge: Option<&demo::DemoEdge>,
 ) {
     let addr = listener
         .local_addr()
@@ -163,6 +196,24 @@ fn print_quickstart(
                 dir.display()
             );
         }
+    }
+    if let Some(d) = demo_edge {
+        println!(
+            "  demo edge:           EMS {} (REST http://{}), LSR thing {} (http://{}, docs/examples/lsr)",
+            platform::quickstart::DEMO_EMS,
+            d.ems_rest,
+            platform::quickstart::DEMO_LSR_THING,
+            d.lsr
+        );
+        println!("Read the demo Lua property through the platform:");
+        println!(
+            "  curl --cacert '{}' -H \"appKey: $(cat '{}')\" https://{addr}/Thingworx/Things/{}/Properties/Temperature",
+            dir.join(platform::certs::TLS_DIR)
+                .join(platform::certs::CERT_FILE)
+                .display(),
+            d.app_key_file.display(),
+            platform::quickstart::DEMO_LSR_THING
+        );
     }
     println!("Press Ctrl-C to stop.");
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::admin::{AdminError, hash_password_blocking};
 use crate::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
 use crate::secret::{self, Secret};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The administrator quickstart creates.
 pub const ADMIN_USER: &str = "admin";
@@ -15,6 +15,10 @@ pub const ADMIN_USER: &str = "admin";
 pub const DEMO_THING: &str = "DemoThing";
 /// The demo edge's app key name.
 pub const DEMO_KEY: &str = "demo-edge";
+/// The gateway thing of the demo EMS that `tether-platform quickstart` runs.
+pub const DEMO_EMS: &str = "DemoEms";
+/// The demo Lua thing (docs/examples/lsr) that `tether-platform quickstart` runs.
+pub const DEMO_LSR_THING: &str = "DemoLsrThing";
 
 /// What the bootstrap created (secrets only on the first run).
 #[derive(Debug)]
@@ -90,4 +94,28 @@ pub async fn bootstrap(store: &Store) -> Result<Bootstrap, AdminError> {
         admin_password: Some(password),
         app_key: Some(key),
     })
+}
+
+/// Creates the demo edge's things (the EMS gateway and the Lua thing) if absent;
+/// both match the demo key's `Demo*` pattern.
+pub async fn ensure_demo_edge_things(store: &Store) -> Result<(), StoreError> {
+    for (name, description) in [
+        (DEMO_EMS, "demo EMS run by quickstart"),
+        (
+            DEMO_LSR_THING,
+            "demo Lua thing (docs/examples/lsr) run by quickstart",
+        ),
+    ] {
+        if store.thing(name).await?.is_none() {
+            store
+                .create_thing(&NewThing {
+                    name: name.into(),
+                    identifier: None,
+                    template: Template::RemoteThing,
+                    description: description.into(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
 }
