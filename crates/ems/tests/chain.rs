@@ -3,25 +3,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
+use common::chain::{copy_dir, example_dir};
 use common::{Ems, eventually};
 use test_support::{PlatformOptions, spawn_platform};
 use tokio_util::sync::CancellationToken;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, target).unwrap();
-        }
-    }
-}
 
 #[tokio::test]
 async fn platform_ems_and_lsr_work_together() {
@@ -47,10 +34,7 @@ async fn platform_ems_and_lsr_work_together() {
 
     // The shipped LSR example, pointed at this EMS, with fast keep-alive.
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/lsr"),
-        dir.path(),
-    );
+    copy_dir(&example_dir(), dir.path());
     let cfg_path = dir.path().join("config.lua");
     let mut lua = std::fs::read_to_string(&cfg_path).unwrap();
     lua.push_str(&format!(
