@@ -105,6 +105,8 @@ fn ems_json(platform_addr: SocketAddr, app_key: &str, fingerprint: &str) -> Stri
         "certificates": {"pinned_sha256": [fingerprint]},
         "ws_connection": {"connect_retry_interval": 500},
         "auto_bind": [{"name": DEMO_EMS, "gateway": true}],
+        // The demo EMS's `ssh` interface: only this machine's sshd may be reached.
+        "tunnel": {"allowed_targets": ["127.0.0.1:22"]},
     })
     .to_string()
 }

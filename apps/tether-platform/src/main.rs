@@ -214,6 +214,16 @@ fn print_quickstart(
             d.app_key_file.display(),
             platform::quickstart::DEMO_LSR_THING
         );
+        println!(
+            "Open an SSH session to this machine through the demo EMS (needs sshd on 127.0.0.1:22):"
+        );
+        println!(
+            "  tether-rac connect --platform https://{addr} --pin-sha256 {} --thing {} --interface ssh --user {}",
+            prepared.identity.fingerprint,
+            platform::quickstart::DEMO_EMS,
+            b.admin_user
+        );
+        println!("  then, as it says: ssh -p <port> <user>@127.0.0.1");
     }
     println!("Press Ctrl-C to stop.");
 }

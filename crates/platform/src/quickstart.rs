@@ -117,5 +117,21 @@ pub async fn ensure_demo_edge_things(store: &Store) -> Result<(), StoreError> {
                 .await?;
         }
     }
+    // The demo EMS offers this machine's SSH server as a remote interface, so the
+    // quickstart can open a real session (the EMS allow-list holds 127.0.0.1:22).
+    if store.interfaces(DEMO_EMS).await?.is_empty() {
+        store
+            .put_interface(
+                DEMO_EMS,
+                &RemoteInterface {
+                    name: "ssh".into(),
+                    host: "127.0.0.1".into(),
+                    port: 22,
+                    protocol: Protocol::Ssh,
+                    description: "SSH on the machine running the quickstart".into(),
+                },
+            )
+            .await?;
+    }
     Ok(())
 }
