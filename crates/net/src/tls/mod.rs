@@ -302,7 +302,7 @@ pub fn client_config_with_identity(
             }
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verify::PinnedVerifier::new(
+                .with_custom_certificate_verifier(Arc::new(verify::FingerprintVerifier::pinned(
                     pins.clone(),
                     provider,
                 )))
@@ -311,7 +311,9 @@ pub fn client_config_with_identity(
             tracing::warn!("TLS certificate validation disabled (allow_self_signed)");
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verify::AnyCertVerifier::new(provider)))
+                .with_custom_certificate_verifier(Arc::new(verify::FingerprintVerifier::any(
+                    provider,
+                )))
         }
     };
     let mut config = match identity {

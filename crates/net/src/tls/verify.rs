@@ -43,19 +43,33 @@ impl std::fmt::Debug for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
+/// Checks the server certificate against `pins` (`None` = accept any certificate,
+/// the explicit insecure mode). Handshake signatures are always verified.
 #[derive(Debug)]
-pub(super) struct PinnedVerifier {
-    pins: Vec<Fingerprint>,
+pub(super) struct FingerprintVerifier {
+    pins: Option<Vec<Fingerprint>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl PinnedVerifier {
-    pub(super) fn new(pins: Vec<Fingerprint>, provider: Arc<CryptoProvider>) -> Self {
-        PinnedVerifier { pins, provider }
+impl FingerprintVerifier {
+    /// Accepts exactly the certificates with one of these fingerprints.
+    pub(super) fn pinned(pins: Vec<Fingerprint>, provider: Arc<CryptoProvider>) -> Self {
+        FingerprintVerifier {
+            pins: Some(pins),
+            provider,
+        }
+    }
+
+    /// Accepts any certificate (still checks the handshake signatures).
+    pub(super) fn any(provider: Arc<CryptoProvider>) -> Self {
+        FingerprintVerifier {
+            pins: None,
+            provider,
+        }
     }
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for FingerprintVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -64,75 +78,20 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pins) = &self.pins else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let got = Fingerprint::of(end_entity);
-        if self.pins.contains(&got) {
+        if pins.contains(&got) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                 OtherError(Arc::new(PinMismatch {
                     got,
-                    pinned: self.pins.clone(),
+                    pinned: pins.clone(),
                 })),
             )))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct AnyCertVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl AnyCertVerifier {
-    pub(super) fn new(provider: Arc<CryptoProvider>) -> Self {
-        AnyCertVerifier { provider }
-    }
-}
-
-impl ServerCertVerifier for AnyCertVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
