@@ -14,6 +14,12 @@ PKGS=(
     xvfb dbus-x11 x11-utils imagemagick
     # installers: packages are built, installed and their units verified
     dpkg-dev systemd desktop-file-utils xdg-utils jq curl openssl
+    # the platform store is tested on PostgreSQL as well as SQLite
+    postgresql
+    # VNC end to end: a real VNC server and a real VNC client
+    tigervnc-standalone-server vncsnapshot
+    # permessage-deflate is tested against an independent websocket client
+    python3-websockets
 )
 
 missing=()
