@@ -399,6 +399,48 @@ async fn edge_request(
             }
             Message::response(h, Code::SUCCESS, Some(table))
         }
+        // Legacy tunnels (spec/alwayson.md §8.1): the edge reports CANCEL or
+        // DISCONNECT for one of its own tunnels; the broker acts on it.
+        (Code::POST, Characteristic::SERVICES) if target == "TunnelCommandFromEdge" => {
+            let text = |name: &str| match req.params.as_ref().and_then(|p| p.value(name)) {
+                Some(Primitive::String(s)) | Some(Primitive::Text(_, s)) => Some(s.clone()),
+                _ => None,
+            };
+            let command = match text("command").as_deref().map(str::to_ascii_uppercase) {
+                Some(c) if c == "CANCEL" => broker::EdgeCommand::Cancel,
+                Some(c) if c == "DISCONNECT" => broker::EdgeCommand::Disconnect,
+                _ => {
+                    return Message::error(
+                        h,
+                        Code::BAD_REQUEST,
+                        "TunnelCommandFromEdge needs command CANCEL or DISCONNECT",
+                    );
+                }
+            };
+            let (Some(tid), Some(b)) = (text("tid"), platform.shared.broker.get()) else {
+                return Message::error(h, Code::BAD_REQUEST, "TunnelCommandFromEdge needs tid");
+            };
+            // Only the thing the tunnel was started on may command it.
+            let admin = broker::Principal {
+                user: String::new(),
+                admin: true,
+                cli: false,
+            };
+            if b.get(&admin, &tid).ok().map(|v| v.thing).as_deref() != Some(thing.name.as_str()) {
+                return Message::error(
+                    h,
+                    Code::NOT_FOUND,
+                    format!("no tunnel {tid} on this thing"),
+                );
+            }
+            match b.edge_command(&tid, command).await {
+                Ok(()) => {
+                    info!(thing = %thing.name, %tid, ?command, "TunnelCommandFromEdge");
+                    Message::response(h, Code::SUCCESS, None)
+                }
+                Err(e) => Message::error(h, Code::NOT_FOUND, e.to_string()),
+            }
+        }
         (Code::POST, Characteristic::EVENTS) => {
             info!(thing = %thing.name, event = target, "event from edge");
             Message::response(h, Code::SUCCESS, None)
