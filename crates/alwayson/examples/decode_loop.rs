@@ -1,7 +1,8 @@
 //! Decodes one benchmark message N times: a fixed workload for instruction-counting profilers.
 //!
 //! `valgrind --tool=callgrind target/release/examples/decode_loop view infotable 1000`
-//! (modes `owned`, `view`, `encode`; cases `property`, `infotable`, `numbers`).
+//! (modes `owned`, `view`, `values` (view decode + `property_values()`), `walk` (view decode
+//! + every cell read), `encode`; cases `property`, `infotable`, `numbers`).
 
 use std::hint::black_box;
 
@@ -30,9 +31,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 out.clear();
                 black_box(&msg).encode_vec(&mut out)?;
             }
+            "values" => {
+                let v = view::decode(black_box(&bytes), &limits)?;
+                if let view::BodyView::Request(r) = &v.body {
+                    if let Some(t) = &r.params {
+                        drop(black_box(t.property_values()?));
+                    }
+                }
+            }
+            "walk" => {
+                let v = view::decode(black_box(&bytes), &limits)?;
+                black_box(walk(&v));
+            }
             _ => drop(black_box(view::decode(black_box(&bytes), &limits)?)),
         }
     }
     println!("{mode} {case}: {} bytes x {n}", bytes.len());
     Ok(())
+}
+
+/// Reads every cell of the message's table (nested tables included): the full consumer cost.
+fn walk(v: &view::MessageView<'_>) -> usize {
+    let table = match &v.body {
+        view::BodyView::Request(r) => r.params.as_ref(),
+        view::BodyView::Response(r) => r.content.as_ref(),
+        _ => None,
+    };
+    table.map_or(0, walk_table)
+}
+
+fn walk_table(t: &view::InfoTableView<'_>) -> usize {
+    let mut n = 0;
+    for cell in t.cells() {
+        n += match &cell {
+            view::PrimitiveRef::InfoTable(inner) => walk_table(inner),
+            view::PrimitiveRef::Variant(v) => usize::from(v.get().as_f64().is_some()),
+            view::PrimitiveRef::String(s) => s.len(),
+            other => usize::from(other.as_f64().is_some()),
+        };
+    }
+    n
 }

@@ -365,29 +365,113 @@ impl FieldView<'_> {
     }
 }
 
-/// A borrowed InfoTable: fields, and all cells in one flat vector.
+/// A borrowed InfoTable, validated but not built: it keeps the table's wire bytes and what
+/// validation learnt (where the rows begin, how many fields and rows), and reads fields and
+/// cells from those bytes when they are asked for.
 ///
-/// Rows normally hold one cell per field, so row `i` is `cells[i * stride..(i + 1) * stride]`.
-/// The wire allows rows with fewer or more cells; once one appears, row start offsets are
-/// kept as well (only then: regular tables need two allocations in all).
-#[derive(Clone, Debug, PartialEq, Default)]
+/// [`view::decode`](decode) checks every byte of the table (markers, every length against
+/// [`Limits`], UTF-8, base types, nesting depth) before it returns, so reading the bytes
+/// again cannot fail. Every accessor reads lazily and allocates nothing
+/// ([`InfoTableView::fields`], [`InfoTableView::rows`], [`InfoTableView::cells`],
+/// [`InfoTableView::get`], …): a scalar cell costs a few instructions, a string is checked
+/// for UTF-8 again (as safe code must), rows before the one asked for are skipped over.
+/// [`InfoTableView::to_cells`] builds all cells into one vector for random access.
+#[derive(Clone)]
 pub struct InfoTableView<'a> {
-    fields: Vec<FieldView<'a>>,
-    cells: Vec<PrimitiveRef<'a>>,
+    /// DataShape, rows and the final row marker, exactly as validated.
+    raw: &'a [u8],
+    /// Offset in `raw` of the first row marker.
+    rows_at: usize,
+    /// Number of fields in the DataShape.
+    field_count: usize,
+    /// Number of rows.
     rows: usize,
-    /// Row start offsets into `cells` plus the final end; empty while every row is regular.
-    starts: Vec<usize>,
+    /// Every row has `field_count` cells.
+    regular: bool,
+}
+
+/// An empty table (no fields, no rows).
+const EMPTY_TABLE: &[u8] = &[0, 0];
+
+impl Default for InfoTableView<'_> {
+    fn default() -> Self {
+        InfoTableView {
+            raw: EMPTY_TABLE,
+            rows_at: 1,
+            field_count: 0,
+            rows: 0,
+            regular: true,
+        }
+    }
+}
+
+impl PartialEq for InfoTableView<'_> {
+    /// Same fields and same cells (not the same bytes: a string has two length forms).
+    fn eq(&self, o: &Self) -> bool {
+        self.rows == o.rows
+            && self.field_count == o.field_count
+            && self.fields().eq(o.fields())
+            && self
+                .rows()
+                .zip(o.rows())
+                .all(|(a, b)| a.len() == b.len() && a.iter().eq(b.iter()))
+    }
+}
+
+impl std::fmt::Debug for InfoTableView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Rows<'b, 'a>(&'b InfoTableView<'a>);
+        impl std::fmt::Debug for Rows<'_, '_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list()
+                    .entries(self.0.rows().map(|r| r.iter().collect::<Vec<_>>()))
+                    .finish()
+            }
+        }
+        f.debug_struct("InfoTableView")
+            .field("fields", &self.fields().collect::<Vec<_>>())
+            .field("rows", &Rows(self))
+            .finish()
+    }
 }
 
 impl<'a> InfoTableView<'a> {
-    /// The columns, in order.
-    pub fn fields(&self) -> &[FieldView<'a>] {
-        &self.fields
+    /// The table's wire bytes (DataShape, rows, end marker), e.g. to forward it unchanged.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
     }
 
-    /// Position of a field by name.
+    /// The columns, in order, read lazily.
+    pub fn fields(&self) -> FieldIter<'a> {
+        FieldIter {
+            r: Reader::new(self.raw.get(..self.rows_at).unwrap_or(&[])),
+            left: self.field_count,
+        }
+    }
+
+    /// Number of fields.
+    pub fn field_count(&self) -> usize {
+        self.field_count
+    }
+
+    /// Position of a field by name (the first one of that name), read from the wire bytes.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|f| f.name == name)
+        let mut r = Reader::new(self.raw.get(..self.rows_at)?);
+        for i in 0..self.field_count {
+            r.u8("field marker").ok()?;
+            let n = r.str_bytes(usize::MAX, "field name").ok()?;
+            if n == name.as_bytes() {
+                return Some(i);
+            }
+            r.str_bytes(usize::MAX, "field description").ok()?;
+            r.u8("field type").ok()?;
+            let aspects = r.u16("aspect count").ok()?;
+            for _ in 0..aspects {
+                r.str_bytes(usize::MAX, "aspect name").ok()?;
+                PrimitiveRef::skip(&mut r, &UNLIMITED, 0).ok()?;
+            }
+        }
+        None
     }
 
     /// Number of rows.
@@ -395,63 +479,150 @@ impl<'a> InfoTableView<'a> {
         self.rows
     }
 
-    /// All cells of all rows, in wire order.
-    pub fn cells(&self) -> &[PrimitiveRef<'a>] {
-        &self.cells
-    }
-
-    /// The cells of one row, in DataShape order.
-    pub fn row(&self, i: usize) -> Option<&[PrimitiveRef<'a>]> {
-        if i >= self.rows {
-            return None;
-        }
-        if self.starts.is_empty() {
-            let stride = self.fields.len();
-            self.cells.get(i * stride..(i + 1) * stride)
-        } else {
-            let start = *self.starts.get(i)?;
-            let end = *self.starts.get(i + 1)?;
-            self.cells.get(start..end)
+    /// The rows in order, read lazily.
+    pub fn rows(&self) -> RowIter<'a> {
+        RowIter {
+            buf: self.raw,
+            pos: self.rows_at,
+            left: self.rows,
         }
     }
 
-    /// The rows in order.
-    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[PrimitiveRef<'a>]> + '_ {
-        (0..self.rows).map(|i| self.row(i).unwrap_or(&[]))
+    /// Every cell of every row in wire order, read lazily (each cell read once).
+    pub fn cells(&self) -> CellIter<'a> {
+        CellIter {
+            buf: self.raw,
+            pos: self.rows_at,
+            left: 0,
+            rows_left: self.rows,
+        }
+    }
+
+    /// One row (rows before it are skipped over).
+    pub fn row(&self, i: usize) -> Option<RowRef<'a>> {
+        self.rows().nth(i)
     }
 
     /// The cell of `row` in the column named `field`.
-    pub fn get(&self, row: usize, field: &str) -> Option<&PrimitiveRef<'a>> {
+    pub fn get(&self, row: usize, field: &str) -> Option<PrimitiveRef<'a>> {
         let i = self.index_of(field)?;
         self.row(row)?.get(i)
     }
 
     /// The cell of the first row in the column named `field`.
-    pub fn value(&self, field: &str) -> Option<&PrimitiveRef<'a>> {
+    pub fn value(&self, field: &str) -> Option<PrimitiveRef<'a>> {
         self.get(0, field)
+    }
+
+    /// All cells built into one vector, for random access by row and column.
+    pub fn to_cells(&self) -> TableCells<'a> {
+        let mut cells = Vec::with_capacity(self.rows.saturating_mul(self.field_count));
+        let mut starts = Vec::new();
+        if self.regular {
+            cells.extend(self.cells());
+        } else {
+            starts.reserve(self.rows + 1);
+            for row in self.rows() {
+                starts.push(cells.len());
+                cells.extend(row.iter());
+            }
+            starts.push(cells.len());
+        }
+        TableCells {
+            cells,
+            stride: self.field_count,
+            rows: self.rows,
+            starts,
+        }
     }
 
     /// The owned [`InfoTable`].
     #[allow(clippy::should_implement_trait)]
     pub fn to_owned(&self) -> InfoTable {
+        let mut rows = Vec::with_capacity(self.rows);
+        let done: Result<(), std::convert::Infallible> = self.for_rows(|cells| {
+            rows.push(cells.map(|c| c.to_owned()).collect());
+            Ok(())
+        });
+        match done {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
         InfoTable {
             shape: DataShape {
-                fields: self.fields.iter().map(FieldView::to_owned).collect(),
+                fields: self.fields().map(|f| f.to_owned()).collect(),
             },
-            rows: self
-                .rows()
-                .map(|row| row.iter().map(PrimitiveRef::to_owned).collect())
-                .collect(),
+            rows,
         }
     }
 
-    /// A property push (`{values: INFOTABLE{name, value, time, quality}}`, any field order)
-    /// read without copying: same rules as [`InfoTable::property_values`].
-    pub fn property_values(&self) -> Result<Vec<PropertyValueRef<'a>>, DecodeError> {
-        let inner = match self.value("values") {
-            Some(PrimitiveRef::InfoTable(t)) => &**t,
-            _ => return Err(DecodeError::Shape("no INFOTABLE field `values`".into())),
+    /// Runs `f` on the cells of each row in turn; cells `f` leaves unread are skipped. Each
+    /// cell is parsed once when `f` reads them all.
+    fn for_rows<E>(&self, mut f: impl FnMut(&mut CellIter<'a>) -> Result<(), E>) -> Result<(), E> {
+        let mut pos = self.rows_at;
+        for _ in 0..self.rows {
+            let Some((len, start)) = row_header(self.raw, pos) else {
+                break;
+            };
+            let mut cells = CellIter {
+                buf: self.raw,
+                pos: start,
+                left: len,
+                rows_left: 0,
+            };
+            f(&mut cells)?;
+            pos = cells.finish_row();
+        }
+        Ok(())
+    }
+
+    /// The view of a validated table at `start` of `buf` (its first field marker), and the
+    /// position after it: lengths are followed, nothing is checked again.
+    fn scan_trusted(buf: &'a [u8], start: usize) -> (InfoTableView<'a>, usize) {
+        let mut pos = start;
+        let mut field_count = 0usize;
+        while buf.get(pos) == Some(&1) {
+            pos = skip_str_trusted(buf, pos + 1);
+            pos = skip_str_trusted(buf, pos);
+            let aspects = match buf.get(pos + 1..pos + 3) {
+                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+                _ => 0,
+            };
+            pos += 3;
+            for _ in 0..aspects {
+                pos = skip_str_trusted(buf, pos);
+                pos = skip_trusted(buf, pos);
+            }
+            field_count += 1;
+        }
+        pos += 1;
+        let rows_at = pos - start;
+        let mut rows = 0usize;
+        let mut regular = true;
+        while let Some((n, cells)) = row_header(buf, pos) {
+            regular &= n == field_count;
+            pos = skip_cells(buf, cells, n);
+            rows += 1;
+        }
+        let end = (pos + 1).min(buf.len());
+        let view = InfoTableView {
+            raw: buf.get(start..end).unwrap_or(EMPTY_TABLE),
+            rows_at,
+            field_count,
+            rows,
+            regular,
         };
+        (view, end)
+    }
+
+    /// A property push (`{values: INFOTABLE{name, value, time, quality}}`, any field order)
+    /// read without copying: same rules as [`InfoTable::property_values`]. One allocation:
+    /// the returned vector.
+    pub fn property_values(&self) -> Result<Vec<PropertyValueRef<'a>>, DecodeError> {
+        let inner = self
+            .index_of("values")
+            .and_then(|i| self.row(0)?.table_at(i))
+            .ok_or_else(|| DecodeError::Shape("no INFOTABLE field `values`".into()))?;
         let idx = |n: &str| inner.index_of(n);
         let (Some(name_i), Some(value_i)) = (idx("name"), idx("value")) else {
             return Err(DecodeError::Shape(
@@ -460,23 +631,35 @@ impl<'a> InfoTableView<'a> {
         };
         let (time_i, quality_i) = (idx("time"), idx("quality"));
         let mut out = Vec::with_capacity(inner.rows);
-        for row in inner.rows() {
-            let name = row
-                .get(name_i)
+        inner.for_rows(|cells| {
+            let (mut name, mut value, mut time, mut quality) = (None, None, None, None);
+            for (i, cell) in cells.enumerate() {
+                if i == name_i {
+                    name = Some(cell);
+                } else if i == value_i {
+                    value = Some(cell);
+                } else if Some(i) == time_i {
+                    time = Some(cell);
+                } else if Some(i) == quality_i {
+                    quality = Some(cell);
+                }
+            }
+            let name = name
+                .as_ref()
                 .and_then(PrimitiveRef::as_str)
                 .ok_or_else(|| DecodeError::Shape("property value without a name".into()))?;
-            let value = match row.get(value_i) {
+            let value = match value {
                 Some(PrimitiveRef::Variant(v)) => v.get(),
-                Some(p) => p.clone(),
+                Some(p) => p,
                 None => PrimitiveRef::Nothing,
             };
-            let time = match time_i.and_then(|i| row.get(i)) {
-                Some(PrimitiveRef::DateTime(t) | PrimitiveRef::Long(t)) => *t,
+            let time = match time {
+                Some(PrimitiveRef::DateTime(t) | PrimitiveRef::Long(t)) => t,
                 Some(p) => p.as_f64().map_or(0, |f| f as i64),
                 None => 0,
             };
-            let quality = quality_i
-                .and_then(|i| row.get(i))
+            let quality = quality
+                .as_ref()
                 .and_then(PrimitiveRef::as_str)
                 .unwrap_or("GOOD");
             out.push(PropertyValueRef {
@@ -485,16 +668,20 @@ impl<'a> InfoTableView<'a> {
                 time,
                 quality,
             });
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
+    /// Validates a binary InfoTable at the reader's position (every check of
+    /// [`InfoTable::decode`], same order, same errors) and returns its view. Allocates nothing.
     pub(crate) fn read(
         r: &mut Reader<'a>,
         limits: &Limits,
         depth: usize,
     ) -> Result<InfoTableView<'a>, DecodeError> {
-        let mut fields = Vec::new();
+        let start = r.position();
+        let mut field_count = 0usize;
         loop {
             match r.u8("field marker")? {
                 0 => break,
@@ -506,155 +693,510 @@ impl<'a> InfoTableView<'a> {
                     });
                 }
             }
-            if fields.len() >= limits.max_fields {
-                return Err(too_large("fields", fields.len() + 1, limits.max_fields));
+            if field_count >= limits.max_fields {
+                return Err(too_large("fields", field_count + 1, limits.max_fields));
             }
-            if fields.capacity() == 0 {
-                // A field takes at least 6 bytes; a few is the common case.
-                fields = Vec::with_capacity(8.min(r.remaining() / 6 + 1));
-            }
-            let name = str_ref(r, limits.max_string, "field name")?;
-            let description = str_ref(r, limits.max_string, "field description")?;
-            let base_type = BaseType::from_code(r.u8("field type")?)?;
+            str_ref(r, limits.max_string, "field name")?;
+            str_ref(r, limits.max_string, "field description")?;
+            BaseType::from_code(r.u8("field type")?)?;
             let n = usize::from(r.u16("aspect count")?);
             if n > limits.max_fields {
                 return Err(too_large("aspects", n, limits.max_fields));
             }
-            let mut aspects = Vec::with_capacity(n.min(r.remaining() / 2));
             for _ in 0..n {
-                let an = str_ref(r, limits.max_string, "aspect name")?;
-                aspects.push((an, PrimitiveRef::read(r, limits, depth)?));
+                str_ref(r, limits.max_string, "aspect name")?;
+                PrimitiveRef::skip(r, limits, depth)?;
             }
-            fields.push(FieldView {
-                name,
-                description,
-                base_type,
-                aspects,
-            });
+            field_count += 1;
         }
-        let stride = fields.len();
+        let rows_at = r.position() - start;
         // A VARIANT cell passes the depth check at this depth (see `check_depth`).
         let variant_ok = check_depth(depth, limits).is_ok();
-        let mut cells: Vec<PrimitiveRef<'a>> = Vec::new();
-        let mut starts: Vec<usize> = Vec::new();
+        let max_string = limits.max_string;
+        let buf = r.buf();
+        let mut pos = r.position();
         let mut rows = 0usize;
+        let mut regular = true;
         loop {
-            match r.u8("row marker")? {
-                0 => break,
-                1 => {}
-                value => return Err(DecodeError::BadMarker { what: "row", value }),
-            }
-            if rows >= limits.max_rows {
-                return Err(too_large("rows", rows + 1, limits.max_rows));
-            }
-            let n = usize::from(r.u16("row cell count")?);
-            if n > limits.max_fields {
-                return Err(too_large("row cells", n, limits.max_fields));
-            }
-            if n != stride && starts.is_empty() {
-                // First irregular row: index every row from here on.
-                starts.reserve(rows + 2);
-                starts.extend((0..=rows).map(|i| i * stride));
-            }
-            let row_start = r.remaining();
-            if rows == 0 {
-                // Room for a few rows before the first one tells their size (each cell takes
-                // at least one byte of input).
-                cells = Vec::with_capacity(n.saturating_mul(8).min(r.remaining()));
-            }
-            // The hot loop: common cells are read straight from the slice; anything else,
-            // and every error, goes through the general reader from the same position, so
-            // results and errors are those of `PrimitiveRef::read`.
-            let buf = r.buf();
-            let mut pos = r.position();
+            // Row header: marker 1, then the cell count. The common case is checked straight
+            // on the slice; anything else (end marker, errors) goes through the reader, which
+            // gives the exact result or error.
+            let n = match buf.get(pos..pos + 3) {
+                Some(&[1, hi, lo])
+                    if rows < limits.max_rows
+                        && usize::from(u16::from_be_bytes([hi, lo])) <= limits.max_fields =>
+                {
+                    pos += 3;
+                    usize::from(u16::from_be_bytes([hi, lo]))
+                }
+                _ => {
+                    r.seek(pos);
+                    match r.u8("row marker")? {
+                        0 => break,
+                        1 => {}
+                        value => return Err(DecodeError::BadMarker { what: "row", value }),
+                    }
+                    if rows >= limits.max_rows {
+                        return Err(too_large("rows", rows + 1, limits.max_rows));
+                    }
+                    let n = usize::from(r.u16("row cell count")?);
+                    if n > limits.max_fields {
+                        return Err(too_large("row cells", n, limits.max_fields));
+                    }
+                    pos = r.position();
+                    n
+                }
+            };
+            regular &= n == field_count;
+            // The hot loop: common cells are checked straight on the slice; anything else,
+            // and every error, goes through the general validator from the same position.
             for _ in 0..n {
-                match fast_cell(buf, pos, limits.max_string, variant_ok, &mut cells) {
+                match skip_fast(buf, pos, max_string, variant_ok) {
                     Some(next) => pos = next,
                     None => {
                         r.seek(pos);
-                        cells.push(PrimitiveRef::read(r, limits, depth)?);
+                        PrimitiveRef::skip(r, limits, depth)?;
                         pos = r.position();
                     }
                 }
             }
-            r.seek(pos);
             rows += 1;
-            if !starts.is_empty() {
-                starts.push(cells.len());
-            }
-            if rows == 1 {
-                // Size the cell vector from the first row: rows of a table are alike, so
-                // the rest of the input holds about `remaining / row_bytes` more of them.
-                // Never more than one cell per remaining byte.
-                let row_bytes = (row_start - r.remaining()).max(1) + 3;
-                let more_rows = r.remaining() / row_bytes;
-                let want = more_rows.saturating_mul(n).min(r.remaining());
-                cells.reserve(want);
-            }
         }
+        let end = r.position();
         Ok(InfoTableView {
-            fields,
-            cells,
+            raw: buf.get(start..end).unwrap_or(EMPTY_TABLE),
+            rows_at,
+            field_count,
             rows,
-            starts,
+            regular,
         })
     }
 }
 
-/// Appends the scalar cell (type byte and value) at `pos` and returns the position after it:
-/// STRING with a one-byte length and ASCII text, NUMBER, BOOLEAN, DATETIME, INTEGER, LONG,
-/// NOTHING, and a VARIANT wrapping one of the fixed-size ones. `None` (nothing appended) for
-/// anything else or any check that fails: the caller then reads the cell with the general
-/// reader, which gives the exact result or error.
-#[inline(always)]
-fn fast_cell<'a>(
-    buf: &'a [u8],
-    pos: usize,
-    max_string: usize,
-    variant_ok: bool,
-    cells: &mut Vec<PrimitiveRef<'a>>,
-) -> Option<usize> {
-    // Nine bytes (type and the largest fixed value) read with one bounds check; cells in the
-    // last 8 bytes of the input take the general path.
-    let window: &[u8; 9] = buf.get(pos..pos.checked_add(9)?)?.try_into().ok()?;
-    let [t, a, b, c, d, e, f, g, h] = *window;
-    let be8 = [a, b, c, d, e, f, g, h];
-    let (cell, next) = match t {
-        0 => {
-            let len = usize::from(a);
-            if len >= 0x80 || len > max_string {
-                return None;
-            }
-            let start = pos + 2;
-            let raw = buf.get(start..start + len)?;
-            (PrimitiveRef::String(crate::wire::ascii(raw)?), start + len)
+/// The cells of an [`InfoTableView`] built into one vector ([`InfoTableView::to_cells`]):
+/// row `i` is `cells[i * stride..(i + 1) * stride]` unless some row has a different cell
+/// count, in which case row starts are kept as well.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TableCells<'a> {
+    cells: Vec<PrimitiveRef<'a>>,
+    stride: usize,
+    rows: usize,
+    /// Row start offsets into `cells` plus the final end; empty while every row is regular.
+    starts: Vec<usize>,
+}
+
+impl<'a> TableCells<'a> {
+    /// All cells, in wire order.
+    pub fn cells(&self) -> &[PrimitiveRef<'a>] {
+        &self.cells
+    }
+
+    /// Number of rows.
+    pub fn row_count(&self) -> usize {
+        self.rows
+    }
+
+    /// The cells of one row.
+    pub fn row(&self, i: usize) -> Option<&[PrimitiveRef<'a>]> {
+        if i >= self.rows {
+            return None;
         }
-        1 => (PrimitiveRef::Number(f64::from_be_bytes(be8)), pos + 9),
-        2 => (PrimitiveRef::Boolean(a != 0), pos + 2),
-        3 => (PrimitiveRef::DateTime(i64::from_be_bytes(be8)), pos + 9),
-        22 => (
-            PrimitiveRef::Integer(i32::from_be_bytes([a, b, c, d])),
-            pos + 5,
-        ),
-        23 => (PrimitiveRef::Long(i64::from_be_bytes(be8)), pos + 9),
-        0xFF => (PrimitiveRef::Nothing, pos + 1),
-        18 if variant_ok => {
-            let len = match a {
-                1 | 3 | 23 => 8,
-                2 => 1,
-                22 => 4,
-                0xFF => 0,
-                _ => return None,
-            };
-            let start = pos + 1;
-            let end = start + 1 + len;
-            let raw = buf.get(start..end)?;
+        if self.starts.is_empty() {
+            self.cells.get(i * self.stride..(i + 1) * self.stride)
+        } else {
+            let start = *self.starts.get(i)?;
+            let end = *self.starts.get(i + 1)?;
+            self.cells.get(start..end)
+        }
+    }
+
+    /// The rows in order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[PrimitiveRef<'a>]> + '_ {
+        (0..self.rows).map(|i| self.row(i).unwrap_or(&[]))
+    }
+}
+
+/// The fields of an [`InfoTableView`], read lazily.
+#[derive(Clone)]
+pub struct FieldIter<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = FieldView<'a>;
+
+    fn next(&mut self) -> Option<FieldView<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        match read_field(&mut self.r) {
+            Ok(f) => Some(f),
+            // Cannot happen: the bytes were validated with limits at least as tight.
+            Err(_) => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for FieldIter<'_> {}
+
+/// One field definition from validated bytes.
+fn read_field<'a>(r: &mut Reader<'a>) -> Result<FieldView<'a>, DecodeError> {
+    r.u8("field marker")?;
+    let name = str_ref(r, usize::MAX, "field name")?;
+    let description = str_ref(r, usize::MAX, "field description")?;
+    let base_type = BaseType::from_code(r.u8("field type")?)?;
+    let n = usize::from(r.u16("aspect count")?);
+    let mut aspects = Vec::with_capacity(n.min(r.remaining() / 2));
+    for _ in 0..n {
+        let an = str_ref(r, usize::MAX, "aspect name")?;
+        aspects.push((an, PrimitiveRef::read(r, &UNLIMITED, 0)?));
+    }
+    Ok(FieldView {
+        name,
+        description,
+        base_type,
+        aspects,
+    })
+}
+
+/// Wire size (type byte included) of the fixed-size values by type code; 0 for the others.
+const FIXED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[1] = 9; // NUMBER
+    t[2] = 2; // BOOLEAN
+    t[3] = 9; // DATETIME
+    t[6] = 25; // LOCATION
+    t[22] = 5; // INTEGER
+    t[23] = 9; // LONG
+    t[0xFF] = 1; // NOTHING
+    t
+};
+
+/// Type code of STRING.
+const STRING: u8 = 0;
+/// Type code of VARIANT.
+const VARIANT: u8 = 18;
+
+/// Checks the cell (type byte and value) at `pos` and returns the position after it, for the
+/// common cases: fixed-size values, STRING with a one-byte length, and a VARIANT of one of
+/// those. `None` for anything else or any check that fails: the caller then runs the general
+/// validator, which gives the exact result or error. `Some` only where that validator
+/// succeeds and ends at the same position.
+#[inline(always)]
+fn skip_fast(buf: &[u8], pos: usize, max_string: usize, variant_ok: bool) -> Option<usize> {
+    let t = *buf.get(pos)?;
+    let size = usize::from(FIXED[usize::from(t)]);
+    if size != 0 {
+        let next = pos + size;
+        return if next <= buf.len() { Some(next) } else { None };
+    }
+    match t {
+        STRING => skip_short_str(buf, pos + 1, max_string),
+        VARIANT if variant_ok => {
+            let inner = *buf.get(pos + 1)?;
+            let size = usize::from(FIXED[usize::from(inner)]);
+            if size != 0 {
+                let next = pos + 1 + size;
+                if next <= buf.len() { Some(next) } else { None }
+            } else if inner == STRING {
+                skip_short_str(buf, pos + 2, max_string)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Checks a string whose length byte is at `at` if that length is below 128 and at most
+/// `max_string`, the bytes are present and UTF-8; returns the position after it.
+#[inline(always)]
+fn skip_short_str(buf: &[u8], at: usize, max_string: usize) -> Option<usize> {
+    let len = usize::from(*buf.get(at)?);
+    if len >= 0x80 || len > max_string {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + len;
+    if crate::wire::short_ascii_ok(buf, start, len) {
+        return Some(end);
+    }
+    let s = buf.get(start..end)?;
+    crate::wire::utf8(s).map(|_| end)
+}
+
+/// Position after the validated value at `pos` (never fails on validated bytes; on anything
+/// else it returns the end of `buf`).
+#[inline]
+fn skip_trusted(buf: &[u8], pos: usize) -> usize {
+    let Some(&t) = buf.get(pos) else {
+        return buf.len();
+    };
+    let size = usize::from(FIXED[usize::from(t)]);
+    if size != 0 {
+        return (pos + size).min(buf.len());
+    }
+    if t == STRING {
+        if let Some(&len) = buf.get(pos + 1) {
+            if len < 0x80 {
+                return (pos + 2 + usize::from(len)).min(buf.len());
+            }
+        }
+    }
+    skip_slow(buf, pos)
+}
+
+#[inline(never)]
+fn skip_slow(buf: &[u8], pos: usize) -> usize {
+    match buf.get(pos) {
+        Some(&INFOTABLE) => InfoTableView::scan_trusted(buf, pos + 1).1,
+        Some(&VARIANT) => skip_trusted(buf, pos + 1),
+        _ => {
+            let mut r = Reader::new(buf);
+            r.seek(pos);
+            match PrimitiveRef::skip(&mut r, &UNLIMITED, 0) {
+                Ok(()) => r.position(),
+                Err(_) => buf.len(),
+            }
+        }
+    }
+}
+
+/// The validated value at `pos` and the position after it (NOTHING and the end of `buf` on
+/// bytes that do not hold one, which validation rules out).
+#[inline(always)]
+fn cell_trusted(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
+    if let Some(&[t, a, b, c, d, e, f, g, h]) = buf.get(pos..pos + 9) {
+        let be8 = [a, b, c, d, e, f, g, h];
+        match t {
+            STRING => {
+                let start = pos + 2;
+                if let Some(s) = crate::wire::short_ascii(buf, start, usize::from(a)) {
+                    return (PrimitiveRef::String(s), start + usize::from(a));
+                }
+            }
+            1 => return (PrimitiveRef::Number(f64::from_be_bytes(be8)), pos + 9),
+            2 => return (PrimitiveRef::Boolean(a != 0), pos + 2),
+            3 => return (PrimitiveRef::DateTime(i64::from_be_bytes(be8)), pos + 9),
+            22 => {
+                return (
+                    PrimitiveRef::Integer(i32::from_be_bytes([a, b, c, d])),
+                    pos + 5,
+                );
+            }
+            23 => return (PrimitiveRef::Long(i64::from_be_bytes(be8)), pos + 9),
+            0xFF => return (PrimitiveRef::Nothing, pos + 1),
+            VARIANT => {
+                let size = usize::from(FIXED[usize::from(a)]);
+                if size != 0 {
+                    let end = pos + 1 + size;
+                    if let Some(raw) = buf.get(pos + 1..end) {
+                        return (PrimitiveRef::Variant(VariantRef { raw }), end);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    cell_slow(buf, pos)
+}
+
+#[inline(never)]
+fn cell_slow(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
+    match buf.get(pos) {
+        Some(&INFOTABLE) => {
+            let (t, end) = InfoTableView::scan_trusted(buf, pos + 1);
+            (PrimitiveRef::InfoTable(Box::new(t)), end)
+        }
+        Some(&VARIANT) => {
+            let end = skip_trusted(buf, pos + 1);
+            let raw = buf.get(pos + 1..end).unwrap_or(&[0xFF]);
             (PrimitiveRef::Variant(VariantRef { raw }), end)
         }
-        _ => return None,
+        _ => {
+            let mut r = Reader::new(buf);
+            r.seek(pos);
+            match PrimitiveRef::read(&mut r, &UNLIMITED, 0) {
+                Ok(p) => (p, r.position()),
+                Err(_) => (PrimitiveRef::Nothing, buf.len()),
+            }
+        }
+    }
+}
+
+/// Row header (marker 1, cell count) at `pos` of validated bytes: the count and the position
+/// of the first cell.
+#[inline(always)]
+fn row_header(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    match buf.get(pos..pos + 3)? {
+        &[1, hi, lo] => Some((usize::from(u16::from_be_bytes([hi, lo])), pos + 3)),
+        _ => None,
+    }
+}
+
+/// Position after the validated string whose length prefix is at `at`.
+#[inline]
+fn skip_str_trusted(buf: &[u8], at: usize) -> usize {
+    let end = match buf.get(at) {
+        Some(&len) if len < 0x80 => at + 1 + usize::from(len),
+        Some(&b0) => match buf.get(at + 1..at + 4) {
+            Some(&[b1, b2, b3]) => {
+                let len = u32::from_be_bytes([b0 & 0x7F, b1, b2, b3]) as usize;
+                (at + 4).saturating_add(len)
+            }
+            _ => buf.len(),
+        },
+        None => buf.len(),
     };
-    cells.push(cell);
-    Some(next)
+    end.min(buf.len())
+}
+
+/// Position after `n` validated cells from `pos`.
+#[inline]
+fn skip_cells(buf: &[u8], mut pos: usize, n: usize) -> usize {
+    for _ in 0..n {
+        pos = skip_trusted(buf, pos);
+    }
+    pos
+}
+
+/// The rows of an [`InfoTableView`], read lazily.
+#[derive(Clone, Debug)]
+pub struct RowIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for RowIter<'a> {
+    type Item = RowRef<'a>;
+
+    fn next(&mut self) -> Option<RowRef<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let Some((len, start)) = row_header(self.buf, self.pos) else {
+            self.left = 0;
+            return None;
+        };
+        self.pos = skip_cells(self.buf, start, len);
+        Some(RowRef {
+            buf: self.buf,
+            start,
+            len,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for RowIter<'_> {}
+
+/// One row of an [`InfoTableView`], read lazily.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRef<'a> {
+    buf: &'a [u8],
+    start: usize,
+    len: usize,
+}
+
+impl<'a> RowRef<'a> {
+    /// Number of cells (normally the field count).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No cells.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The cells in DataShape order.
+    pub fn iter(&self) -> CellIter<'a> {
+        CellIter {
+            buf: self.buf,
+            pos: self.start,
+            left: self.len,
+            rows_left: 0,
+        }
+    }
+
+    /// The cell at position `i` (cells before it are skipped over).
+    pub fn get(&self, i: usize) -> Option<PrimitiveRef<'a>> {
+        if i >= self.len {
+            return None;
+        }
+        Some(cell_trusted(self.buf, skip_cells(self.buf, self.start, i)).0)
+    }
+
+    /// The nested table in cell `i`, without boxing it.
+    fn table_at(&self, i: usize) -> Option<InfoTableView<'a>> {
+        if i >= self.len {
+            return None;
+        }
+        let pos = skip_cells(self.buf, self.start, i);
+        if self.buf.get(pos) != Some(&INFOTABLE) {
+            return None;
+        }
+        Some(InfoTableView::scan_trusted(self.buf, pos + 1).0)
+    }
+}
+
+/// Cells read lazily: of one row ([`RowRef::iter`]) or of a whole table in wire order
+/// ([`InfoTableView::cells`]).
+#[derive(Clone, Debug)]
+pub struct CellIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Cells left in the current row.
+    left: usize,
+    /// Rows left after the current one.
+    rows_left: usize,
+}
+
+impl<'a> Iterator for CellIter<'a> {
+    type Item = PrimitiveRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<PrimitiveRef<'a>> {
+        while self.left == 0 {
+            if self.rows_left == 0 {
+                return None;
+            }
+            self.rows_left -= 1;
+            let Some((len, start)) = row_header(self.buf, self.pos) else {
+                self.rows_left = 0;
+                return None;
+            };
+            self.left = len;
+            self.pos = start;
+        }
+        self.left -= 1;
+        let (cell, next) = cell_trusted(self.buf, self.pos);
+        self.pos = next;
+        Some(cell)
+    }
+}
+
+impl<'a> CellIter<'a> {
+    /// Skips the cells left in the current row; the position after the row.
+    fn finish_row(&mut self) -> usize {
+        self.pos = skip_cells(self.buf, self.pos, self.left);
+        self.left = 0;
+        self.pos
+    }
 }
 
 fn too_large(what: &'static str, len: usize, max: usize) -> DecodeError {
@@ -697,10 +1239,9 @@ pub struct VariantRef<'a> {
 impl<'a> VariantRef<'a> {
     /// The wrapped value.
     pub fn get(&self) -> PrimitiveRef<'a> {
-        let mut r = Reader::new(self.raw);
         // `raw` passed every check of the caller's limits when the message was decoded, so
-        // reading it again without limits cannot fail; NOTHING stands in should it ever do.
-        PrimitiveRef::read(&mut r, &UNLIMITED, 0).unwrap_or(PrimitiveRef::Nothing)
+        // reading it again cannot fail; NOTHING stands in should it ever do.
+        cell_trusted(self.raw, 0).0
     }
 
     /// The wire bytes of the wrapped value (type byte and value).
@@ -957,7 +1498,7 @@ impl<'a> PrimitiveRef<'a> {
             BaseType::Variant => {
                 check_depth(depth, limits)?;
                 let start = r.rest();
-                Self::validate(r, limits, depth + 1)?;
+                Self::skip(r, limits, depth + 1)?;
                 let used = start.len() - r.remaining();
                 PrimitiveRef::Variant(VariantRef {
                     raw: start.get(..used).unwrap_or(&[]),
@@ -972,9 +1513,14 @@ impl<'a> PrimitiveRef<'a> {
         })
     }
 
-    /// Checks the value a VARIANT wraps (same checks, same errors as reading it); scalars
-    /// and strings are not materialised, nested tables are read and dropped.
-    fn validate(r: &mut Reader<'a>, limits: &Limits, depth: usize) -> Result<(), DecodeError> {
+    /// Checks one value (type byte and value) with every check of [`PrimitiveRef::read`], in
+    /// the same order and with the same errors, without building it: nested tables are
+    /// validated and dropped, which allocates nothing.
+    pub(crate) fn skip(
+        r: &mut Reader<'a>,
+        limits: &Limits,
+        depth: usize,
+    ) -> Result<(), DecodeError> {
         match r.u8("value type")? {
             0 => {
                 str_ref(r, limits.max_string, "string value")?;
@@ -987,6 +1533,14 @@ impl<'a> PrimitiveRef<'a> {
             }
             3 => {
                 r.i64("DATETIME")?;
+            }
+            INFOTABLE => {
+                check_depth(depth, limits)?;
+                InfoTableView::read(r, limits, depth + 1)?;
+            }
+            18 => {
+                check_depth(depth, limits)?;
+                Self::skip(r, limits, depth + 1)?;
             }
             22 => {
                 r.u32("INTEGER")?;
@@ -1031,11 +1585,24 @@ mod tests {
         t.encode_vec(&mut b).unwrap();
         let v = decode_infotable(&b, &Limits::default()).unwrap();
         assert_eq!(v.row_count(), 4);
-        assert_eq!(v.row(1), Some(&[PrimitiveRef::Integer(3)][..]));
-        assert_eq!(v.row(2), Some(&[][..]));
-        assert_eq!(v.get(3, "b"), Some(&PrimitiveRef::Integer(5)));
-        assert_eq!(v.row(4), None);
+        let row = |i: usize| v.row(i).map(|r| r.iter().collect::<Vec<_>>());
+        assert_eq!(row(1), Some(vec![PrimitiveRef::Integer(3)]));
+        assert_eq!(row(2), Some(vec![]));
+        assert_eq!(v.get(3, "b"), Some(PrimitiveRef::Integer(5)));
+        assert_eq!(v.get(1, "b"), None);
+        assert!(v.row(4).is_none());
         assert_eq!(v.to_owned(), t);
+        // The built cells index the irregular rows the same way.
+        let built = v.to_cells();
+        assert_eq!(built.row_count(), 4);
+        assert_eq!(built.row(1), Some(&[PrimitiveRef::Integer(3)][..]));
+        assert_eq!(built.row(2), Some(&[][..]));
+        assert_eq!(built.row(4), None);
+        assert_eq!(built.cells().len(), 6);
+        for (i, r) in built.rows().enumerate() {
+            assert_eq!(row(i).unwrap(), r.to_vec());
+        }
+        assert_eq!(v.cells().collect::<Vec<_>>(), built.cells().to_vec());
     }
 
     #[test]
@@ -1066,21 +1633,26 @@ mod tests {
             .collect();
         assert_eq!(got, values);
         assert_eq!(
-            v.value("values").map(PrimitiveRef::base_type),
+            v.value("values").map(|p| p.base_type()),
             Some(BaseType::InfoTable)
         );
-        let inner = v
-            .value("values")
-            .and_then(PrimitiveRef::as_infotable)
-            .unwrap();
+        let outer = v.value("values").unwrap();
+        let inner = outer.as_infotable().unwrap();
+        assert_eq!(inner.get(1, "value").and_then(|p| p.as_str()), Some("x"));
+        assert_eq!(inner.get(0, "value").and_then(|p| p.as_f64()), Some(1.5));
+        assert_eq!(inner.index_of("quality"), Some(3));
+        assert_eq!(inner.index_of("nope"), None);
+        let names: Vec<&str> = inner.fields().map(|f| f.name).collect();
+        assert_eq!(names, ["name", "value", "time", "quality"]);
+        assert_eq!(inner.field_count(), 4);
+        assert_eq!(InfoTableView::default().to_owned(), InfoTable::default());
+        assert_eq!(InfoTableView::default().rows().len(), 0);
+        // The wire bytes of the table are kept: decoding them again gives the same view.
         assert_eq!(
-            inner.get(1, "value").and_then(PrimitiveRef::as_str),
-            Some("x")
+            decode_infotable(v.as_bytes(), &Limits::default()).unwrap(),
+            v
         );
-        assert_eq!(
-            inner.get(0, "value").and_then(PrimitiveRef::as_f64),
-            Some(1.5)
-        );
+        assert!(format!("{v:?}").contains("quality"));
     }
 
     #[test]
