@@ -46,7 +46,8 @@ impl Dispatcher {
         {
             return self
                 .tunnels
-                .handle(&body.entity_name, &body.target, body.params.as_ref());
+                .handle(&body.entity_name, &body.target, body.params.as_ref())
+                .await;
         }
         if thing.origin == Origin::Gateway {
             return self.gateway_thing(code, body);

@@ -90,7 +90,8 @@ pub async fn run(
         http,
         limits: limits.clone(),
         tunnels: crate::tunnel::Tunnels::new(
-            config.tunnel.clone(),
+            &config,
+            uplink.clone(),
             tls.clone(),
             tracker.clone(),
             shutdown.clone(),

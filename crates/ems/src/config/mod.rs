@@ -383,6 +383,24 @@ pub struct TunnelConfig {
     pub max_concurrent: usize,
     /// Tether `allowed_targets`: the only targets a tunnel may reach. Empty = none.
     pub allowed_targets: Vec<TunnelTarget>,
+    /// Tether `mode`: which tunnel protocol to speak.
+    pub mode: TunnelMode,
+}
+
+/// `tunnel.mode`: which protocol a `StartTunnel` is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TunnelMode {
+    /// `auto` (default): native when `StartTunnel` carries `server_url` and
+    /// `server_token` (a Tether platform), the legacy ThingWorx tunnel
+    /// otherwise (a ThingWorx platform).
+    #[default]
+    Auto,
+    /// `native`: refuse `StartTunnel` without the native parameters.
+    Native,
+    /// `legacy`: always the legacy ThingWorx tunnel, even when the native
+    /// parameters are present (compatibility testing, or a network that
+    /// only lets `/Thingworx/*` through).
+    Legacy,
 }
 
 /// One allowed tunnel target, `host:port`.

@@ -180,6 +180,8 @@ pub(crate) struct RawTunnel {
     pub max_concurrent: Option<Value>,
     /// Tether: the only `host:port` targets a tunnel may connect to.
     pub allowed_targets: Option<Value>,
+    /// Tether: `auto`, `native` or `legacy` (which tunnel protocol to speak).
+    pub mode: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

@@ -632,7 +632,20 @@ impl Ctx {
             })?;
             allowed_targets.push(target);
         }
+        let mode = match raw.mode.as_ref() {
+            None | Some(Value::Null) => TunnelMode::Auto,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("auto") => TunnelMode::Auto,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("native") => TunnelMode::Native,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("legacy") => TunnelMode::Legacy,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "tunnel.mode",
+                    format!("{other} is not \"auto\", \"native\" or \"legacy\""),
+                ));
+            }
+        };
         Ok(TunnelConfig {
+            mode,
             tick_resolution: millis(
                 &raw.tick_resolution,
                 "tunnel.tick_resolution",

@@ -9,16 +9,23 @@
 //!   connected to the target, again checked against the allow-list (a
 //!   refused target gets `RESET` with the reason).
 //! - `CompleteTunnel`: close that tunnel (`CLOSE` with the platform's reason).
-//! - Without the native parameters (a legacy ThingWorx platform) and for
-//!   `TunnelCommandToEdge`: `0xA1`, legacy tunnels are not built.
+//! - Without the native parameters (a ThingWorx platform), or always with
+//!   `tunnel.mode = "legacy"`: the legacy ThingWorx tunnel (see `legacy`):
+//!   `/Thingworx/WSTunnelServer/<tid>` with the `appKey` header, base64
+//!   text frames, `TunnelCommandToEdge CONNECT/DISCONNECT`,
+//!   `TunnelCommandFromEdge CANCEL/DISCONNECT` back to the platform.
+//!   `tunnel.mode = "native"` refuses such a request with `0xA1`.
 //!
-//! Every tunnel logs why it ended (code, reason, who, bytes). The edge ends
-//! a tunnel itself after `idle_timeout` without a byte either way (the
-//! smaller of the platform's value and `tunnel.idle_timeout`).
-//! `read_timeout` is the ThingWorx socket poll interval; reads here are
-//! event driven, so it has nothing to tune.
+//! Native and legacy tunnels share `tunnel.max_concurrent` and the
+//! allow-list. Every tunnel logs why it ended (code, reason, who, bytes).
+//! The edge ends a tunnel itself after `idle_timeout` without a byte either
+//! way (the smaller of the platform's value and `tunnel.idle_timeout`).
+//! `read_timeout` is the ThingWorx socket poll interval: reads here are
+//! event driven, so bytes go out as soon as they are read, never later than
+//! `read_timeout`.
 
 mod activity;
+mod legacy;
 mod params;
 
 use std::collections::HashMap;
@@ -32,8 +39,9 @@ use tokio_util::task::TaskTracker;
 use tunnel::driver::{Connector, Refusal, SessionHandle, SessionOptions};
 use tunnel::{Mux, Role, close, reset};
 
-use crate::config::TunnelConfig;
+use crate::config::{Config, TunnelConfig, TunnelMode};
 use crate::jsonform::error_table;
+use crate::uplink::Uplink;
 
 pub(crate) use params::StartParams;
 
@@ -51,6 +59,8 @@ pub struct Tunnels {
 struct Inner {
     cfg: TunnelConfig,
     tls: Arc<ClientConfig>,
+    /// How legacy tunnels reach the platform.
+    link: legacy::Link,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// tid → the running session (None while it is still attaching).
@@ -61,6 +71,8 @@ struct Live {
     thing: String,
     handle: Option<SessionHandle>,
     stop: CancellationToken,
+    /// Legacy tunnels only.
+    legacy: Option<legacy::LiveLegacy>,
 }
 
 impl std::fmt::Debug for Tunnels {
@@ -82,16 +94,20 @@ fn refuse(code: Code, message: &str) -> Answer {
 }
 
 impl Tunnels {
-    /// Tunnels under the `tunnel` config group, attaching with `tls`.
+    /// Tunnels under the `tunnel` config group, attaching with `tls` (the
+    /// uplink's trust); legacy tunnels attach to the servers of `config`
+    /// with its app key and report to the platform through `uplink`.
     pub fn new(
-        cfg: TunnelConfig,
+        config: &Config,
+        uplink: Uplink,
         tls: Arc<ClientConfig>,
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         Tunnels {
             inner: Arc::new(Inner {
-                cfg,
+                cfg: config.tunnel.clone(),
+                link: legacy::Link::new(config, uplink),
                 tls,
                 tracker,
                 shutdown,
@@ -101,14 +117,12 @@ impl Tunnels {
     }
 
     /// Answer one tunnel service call on `thing`.
-    pub fn handle(&self, thing: &str, service: &str, params: Option<&InfoTable>) -> Answer {
+    pub async fn handle(&self, thing: &str, service: &str, params: Option<&InfoTable>) -> Answer {
         match service {
             "StartTunnel" => self.start(thing, params),
             "CompleteTunnel" => self.complete(thing, params),
-            _ => refuse(
-                Code::NOT_IMPLEMENTED,
-                "legacy ThingWorx tunnels are not supported by tether-ems",
-            ),
+            "TunnelCommandToEdge" => self.command(thing, params).await,
+            other => refuse(Code::NOT_FOUND, &format!("{other} is not a tunnel service")),
         }
     }
 
@@ -117,11 +131,16 @@ impl Tunnels {
             Ok(p) => p,
             Err(e) => return refuse(Code::BAD_REQUEST, &e),
         };
-        let Some(native) = p.native.clone() else {
-            return refuse(
-                Code::NOT_IMPLEMENTED,
-                "legacy ThingWorx tunnels are not supported by tether-ems (no server_url/server_token)",
-            );
+        let native = match (self.inner.cfg.mode, p.native.clone()) {
+            (TunnelMode::Legacy, _) => None,
+            (_, Some(native)) => Some(native),
+            (TunnelMode::Native, None) => {
+                return refuse(
+                    Code::NOT_IMPLEMENTED,
+                    "tunnel.mode is \"native\" and StartTunnel has no server_url/server_token (legacy ThingWorx tunnels are switched off on this edge)",
+                );
+            }
+            (TunnelMode::Auto, None) => None,
         };
         if !self.inner.cfg.allows(&p.host, p.port) {
             tracing::warn!(tid = %p.tid, thing, host = %p.host, port = p.port, "StartTunnel refused: target not in tunnel.allowed_targets");
@@ -151,24 +170,43 @@ impl Tunnels {
                     ),
                 );
             }
+            let (legacy, control) = match native {
+                Some(_) => (None, None),
+                None => {
+                    let (l, rx) = legacy::LiveLegacy::new(&p);
+                    (Some(l), Some(rx))
+                }
+            };
             live.insert(
                 p.tid.clone(),
                 Live {
                     thing: thing.to_owned(),
                     handle: None,
                     stop: stop.clone(),
+                    legacy,
                 },
             );
+            drop(live);
+            let mode = if native.is_some() { "native" } else { "legacy" };
+            tracing::info!(tid = %p.tid, thing, host = %p.host, port = p.port, mode, "StartTunnel accepted");
+            let me = self.clone();
+            let thing = thing.to_owned();
+            self.inner.tracker.spawn(async move {
+                let tid = p.tid.clone();
+                let span = tracing::info_span!("tunnel", tid = %tid, thing = %thing, mode);
+                let run = async {
+                    match (native, control) {
+                        (Some(native), _) => me.run(p, native, stop).await,
+                        (None, Some(control)) => {
+                            me.run_legacy(p, thing.clone(), control, stop).await
+                        }
+                        (None, None) => {}
+                    }
+                };
+                tracing::Instrument::instrument(run, span).await;
+                lock(&me.inner.live).remove(&tid);
+            });
         }
-        tracing::info!(tid = %p.tid, thing, host = %p.host, port = p.port, "StartTunnel accepted");
-        let me = self.clone();
-        let thing = thing.to_owned();
-        self.inner.tracker.spawn(async move {
-            let tid = p.tid.clone();
-            let span = tracing::info_span!("tunnel", tid = %tid, thing = %thing);
-            let _ = tracing::Instrument::instrument(me.run(p, native, stop), span).await;
-            lock(&me.inner.live).remove(&tid);
-        });
         (Code::SUCCESS, None)
     }
 
@@ -184,12 +222,18 @@ impl Tunnels {
             let live = lock(&self.inner.live);
             live.get(&tid)
                 .filter(|l| l.thing == thing)
-                .map(|l| (l.handle.clone(), l.stop.clone()))
+                .map(|l| (l.handle.clone(), l.stop.clone(), l.legacy.clone()))
         };
         match found {
-            Some((handle, stop)) => {
+            Some((handle, stop, legacy)) => {
                 tracing::info!(%tid, thing, %reason, "CompleteTunnel");
                 match handle {
+                    _ if legacy.is_some() => {
+                        if let Some(l) = legacy {
+                            l.complete(reason);
+                        }
+                        stop.cancel();
+                    }
                     Some(h) => {
                         self.inner.tracker.spawn(async move {
                             h.close(close::NORMAL, &reason).await;

@@ -30,6 +30,14 @@ pub(crate) struct StartParams {
     pub port: u16,
     pub idle_timeout: Duration,
     pub max_payload: u32,
+    /// Legacy `chunksize`: bytes per text frame before base64 (incl. the
+    /// 16 the C SDK reserves). None = `tunnel.buffer_size`.
+    pub chunksize: Option<usize>,
+    /// Legacy `read_timeout` (ms), None when absent.
+    pub read_timeout: Option<Duration>,
+    /// Legacy `connection.num_connects`: CONNECTs allowed; None = no limit
+    /// (absent, or zero / negative).
+    pub num_connects: Option<u32>,
     pub native: Option<Native>,
 }
 
@@ -91,6 +99,20 @@ impl StartParams {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0)
             .ok_or("StartTunnel: connection.port missing or out of range")?;
+        let num_connects = c
+            .get("num_connects")
+            .and_then(|n| {
+                n.as_i64()
+                    .or_else(|| n.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+            .filter(|n| *n > 0)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let chunksize = integer(t, "chunksize")
+            .filter(|c| *c > 0)
+            .map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+        let read_timeout = integer(t, "read_timeout")
+            .filter(|r| *r > 0)
+            .map(|r| Duration::from_millis(r.unsigned_abs().min(600_000)));
         let idle_ms = integer(t, "idle_timeout")
             .unwrap_or(30_000)
             .clamp(1_000, 86_400_000);
@@ -115,6 +137,9 @@ impl StartParams {
             port,
             idle_timeout: Duration::from_millis(idle_ms.unsigned_abs()),
             max_payload,
+            chunksize,
+            read_timeout,
+            num_connects,
             native,
         })
     }
@@ -168,6 +193,23 @@ mod tests {
         let p = StartParams::parse(Some(&legacy)).unwrap();
         assert!(p.native.is_none());
         assert_eq!(p.port, 5900);
+        assert_eq!(
+            (p.chunksize, p.read_timeout, p.num_connects),
+            (None, None, None)
+        );
+        let full = table(&[
+            ("tid", Primitive::String("t2".into())),
+            ("chunksize", Primitive::Integer(8192)),
+            ("read_timeout", Primitive::Long(10)),
+            (
+                "connection",
+                Primitive::String(r#"{"host":"h","port":22,"num_connects":3}"#.into()),
+            ),
+        ]);
+        let p = StartParams::parse(Some(&full)).unwrap();
+        assert_eq!(p.chunksize, Some(8192));
+        assert_eq!(p.read_timeout, Some(Duration::from_millis(10)));
+        assert_eq!(p.num_connects, Some(3));
         assert!(StartParams::parse(None).unwrap_err().contains("tid"));
         let bad_port = table(&[
             ("tid", Primitive::String("t1".into())),
