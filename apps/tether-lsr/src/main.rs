@@ -1,7 +1,8 @@
 //! `tether-lsr`: the Tether Lua Script Resource.
 //!
 //! `tether-lsr -cfg ./etc/config.lua` (ThingWorx spelling) or `tether-lsr --config FILE`.
-//! Exit status 64 on a bad configuration or template, 1 on other errors.
+//! `tether-lsr --version` prints the version. Exit status 64 on a bad
+//! configuration or template, 1 on other errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,17 @@ const USAGE: &str = "usage: tether-lsr -cfg <config.lua>   (or --config <config.
 /// Exit status for configuration errors (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
-fn parse_args() -> Result<PathBuf, String> {
+/// What the command line asks for.
+enum Args {
+    /// Run with this configuration.
+    Run(PathBuf),
+    /// Print the version and exit.
+    Version,
+    /// Print the usage and exit.
+    Help,
+}
+
+fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut path = None;
     while let Some(a) = args.next() {
@@ -20,7 +31,8 @@ fn parse_args() -> Result<PathBuf, String> {
             "-cfg" | "--cfg" | "-config" | "--config" | "-c" => {
                 path = Some(args.next().ok_or_else(|| format!("{a} needs a file"))?);
             }
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-V" | "--version" | "-version" => return Ok(Args::Version),
+            "-h" | "--help" => return Ok(Args::Help),
             other => {
                 if let Some(v) = other.strip_prefix("--config=") {
                     path = Some(v.to_string());
@@ -30,13 +42,21 @@ fn parse_args() -> Result<PathBuf, String> {
             }
         }
     }
-    path.map(PathBuf::from)
+    path.map(|p| Args::Run(PathBuf::from(p)))
         .ok_or_else(|| format!("no configuration given\n{USAGE}"))
 }
 
 fn main() -> ExitCode {
     let path = match parse_args() {
-        Ok(p) => p,
+        Ok(Args::Run(p)) => p,
+        Ok(Args::Version) => {
+            println!("tether-lsr {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Args::Help) => {
+            println!("{USAGE}\n       tether-lsr --version");
+            return ExitCode::SUCCESS;
+        }
         Err(msg) => {
             eprintln!("tether-lsr: {msg}");
             return ExitCode::from(EXIT_CONFIG);

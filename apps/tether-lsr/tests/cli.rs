@@ -50,3 +50,26 @@ fn no_arguments_is_a_usage_error() {
     assert_eq!(code, Some(64));
     assert!(err.contains("-cfg"), "{err}");
 }
+
+#[test]
+fn version_and_help_exit_0() {
+    for flag in ["--version", "-V"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tether-lsr"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.trim(),
+            format!("tether-lsr {}", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-lsr"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-cfg"));
+}
