@@ -1,5 +1,6 @@
 //! Websocket client connect, buffer presets, and a server-side accept on a
-//! raw stream for components that do not go through axum.
+//! raw stream for components that do not go through axum, optionally with
+//! permessage-deflate ([`deflate`], [`accept_deflate`]).
 //!
 //! ```no_run
 //! use futures_util::{SinkExt, StreamExt};
@@ -40,6 +41,10 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::NetError;
+
+pub mod deflate;
+
+pub use deflate::{DeflateConfig, DeflateParams, DeflateStream};
 
 /// A client websocket over plain TCP or TLS.
 pub type ClientWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -291,8 +296,65 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Handshake) -> Decision,
 {
-    // Boxed so the callback is `Unpin` whatever `F` is.
+    accept_inner(stream, cfg, timeout, decide, |_, _| {}).await
+}
+
+/// [`accept_with`] with permessage-deflate (RFC 7692) under the websocket:
+/// if `deflate` is given and the client offers the extension in a form this
+/// server can honour, the `101` carries the accepted parameters and messages
+/// are compressed both ways from then on; otherwise the stream passes bytes
+/// through unchanged. Also returns what was agreed.
+pub async fn accept_deflate<S, F>(
+    stream: S,
+    cfg: WsConfig,
+    deflate: Option<DeflateConfig>,
+    timeout: Duration,
+    decide: F,
+) -> Result<
+    (
+        WebSocketStream<DeflateStream<S>>,
+        Handshake,
+        Option<DeflateParams>,
+    ),
+    NetError,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Handshake) -> Decision,
+{
+    let (stream, negotiator) =
+        DeflateStream::server(stream, deflate.unwrap_or_else(|| DeflateConfig::for_ws(&cfg)));
+    let enabled = deflate.is_some();
+    let add_extension = |request: &Request, response: &mut Response| {
+        if !enabled {
+            return;
+        }
+        if let Some(v) = negotiator.negotiate(request.headers()) {
+            response
+                .headers_mut()
+                .insert(::http::header::SEC_WEBSOCKET_EXTENSIONS, v);
+        }
+    };
+    let (ws, handshake) = accept_inner(stream, cfg, timeout, decide, add_extension).await?;
+    let params = ws.get_ref().params();
+    Ok((ws, handshake, params))
+}
+
+async fn accept_inner<S, F, H>(
+    stream: S,
+    cfg: WsConfig,
+    timeout: Duration,
+    decide: F,
+    on_accept: H,
+) -> Result<(WebSocketStream<S>, Handshake), NetError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Handshake) -> Decision,
+    H: FnOnce(&Request, &mut Response),
+{
+    // Boxed so the callbacks are `Unpin` whatever `F` and `H` are.
     let decide = Box::new(decide);
+    let on_accept = Box::new(on_accept);
     let mut seen: Option<Handshake> = None;
     let mut rejected: Option<(StatusCode, String)> = None;
     // The error type is tungstenite's, not ours to shrink.
@@ -322,6 +384,7 @@ where
                         }
                     }
                 }
+                on_accept(request, &mut response);
                 Ok(response)
             }
             Decision::Reject { status, reason } => Err(reject(status, &reason, &mut rejected)),
