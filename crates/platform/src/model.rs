@@ -66,6 +66,9 @@ string_enum!(
         Operator = "operator",
         /// Read only.
         Viewer = "viewer",
+        /// A connection server (`tether-cxserver`): its app key opens
+        /// upstream links that carry many edges; nothing else.
+        ConnectionServer = "connection-server",
     }
 );
 

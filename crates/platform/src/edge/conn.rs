@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alwayson::{Code, Header, Message, RequestBody, ResponseBody};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// Frames queued for the socket writer.
 #[derive(Debug)]
@@ -57,16 +58,39 @@ pub struct EdgeAnswer {
 
 type PendingMap = HashMap<u32, oneshot::Sender<Result<EdgeAnswer, EdgeError>>>;
 
-/// Handle to one authenticated edge socket.
+/// Where request ids come from: the socket's own counter, or (virtual edge
+/// behind a connection-server link) the link's, so that ids are unique per link.
+enum RequestIds {
+    Own(AtomicU32),
+    Link(Arc<AtomicU32>),
+}
+
+impl RequestIds {
+    fn counter(&self) -> &AtomicU32 {
+        match self {
+            RequestIds::Own(c) => c,
+            RequestIds::Link(c) => c,
+        }
+    }
+}
+
+/// Handle to one authenticated edge: a websocket of its own, or a virtual
+/// edge connection (an endpointId on a connection-server link).
 pub struct EdgeConn {
     pub(crate) id: u64,
+    /// The edge's address (for a virtual edge: its `tether-peer` address, port 0).
     pub(crate) peer: SocketAddr,
     pub(crate) session_id: u32,
+    /// The AlwaysOn endpointId written into every message to the edge: 0 on
+    /// a socket of its own, the link's endpointId for a virtual edge.
+    pub(crate) endpoint_id: u32,
     /// The app key name or user name that authenticated.
     pub(crate) principal: String,
     out: mpsc::Sender<Outbound>,
     pending: Mutex<PendingMap>,
-    next_request_id: AtomicU32,
+    request_ids: RequestIds,
+    /// Virtual edge: cancelled to end it (its link stays up).
+    stop: Option<CancellationToken>,
     chunk_size: usize,
     max_pending: usize,
 }
@@ -76,6 +100,7 @@ impl std::fmt::Debug for EdgeConn {
         f.debug_struct("EdgeConn")
             .field("id", &self.id)
             .field("peer", &self.peer)
+            .field("endpoint_id", &self.endpoint_id)
             .field("principal", &self.principal)
             .finish_non_exhaustive()
     }
@@ -95,13 +120,55 @@ impl EdgeConn {
             id,
             peer,
             session_id,
+            endpoint_id: 0,
             principal,
             out,
             pending: Mutex::new(HashMap::new()),
-            next_request_id: AtomicU32::new(1),
+            request_ids: RequestIds::Own(AtomicU32::new(1)),
+            stop: None,
             chunk_size,
             max_pending,
         }
+    }
+
+    /// A virtual edge connection: endpointId `endpoint_id` on a link whose
+    /// writer is `out`. Request ids come from the link's `ids`; `stop` ends it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_virtual(
+        id: u64,
+        peer: SocketAddr,
+        session_id: u32,
+        endpoint_id: u32,
+        principal: String,
+        out: mpsc::Sender<Outbound>,
+        ids: Arc<AtomicU32>,
+        stop: CancellationToken,
+        chunk_size: usize,
+        max_pending: usize,
+    ) -> EdgeConn {
+        EdgeConn {
+            id,
+            peer,
+            session_id,
+            endpoint_id,
+            principal,
+            out,
+            pending: Mutex::new(HashMap::new()),
+            request_ids: RequestIds::Link(ids),
+            stop: Some(stop),
+            chunk_size,
+            max_pending,
+        }
+    }
+
+    /// The AlwaysOn endpointId of this edge (0 unless behind a connection server).
+    pub fn endpoint_id(&self) -> u32 {
+        self.endpoint_id
+    }
+
+    /// Whether this edge is a virtual connection on a connection-server link.
+    pub fn is_virtual(&self) -> bool {
+        self.stop.is_some()
     }
 
     /// The connection's id (unique in this process).
@@ -116,7 +183,7 @@ impl EdgeConn {
 
     fn next_id(&self) -> u32 {
         loop {
-            let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+            let id = self.request_ids.counter().fetch_add(1, Ordering::Relaxed);
             if id != 0 && id != alwayson::SESSION_NONE {
                 return id;
             }
@@ -132,7 +199,8 @@ impl EdgeConn {
         timeout: Duration,
     ) -> Result<EdgeAnswer, EdgeError> {
         let request_id = self.next_id();
-        let msg = Message::request(code, request_id, self.session_id, body);
+        let mut msg = Message::request(code, request_id, self.session_id, body);
+        msg.header.endpoint_id = self.endpoint_id;
         let frames =
             alwayson::split(&msg, self.chunk_size).map_err(|e| EdgeError::Encode(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
@@ -201,9 +269,16 @@ impl EdgeConn {
         Ok(())
     }
 
-    /// Asks the socket task to close with `code` and `reason`.
+    /// Asks the socket task to close with `code` and `reason`. A virtual
+    /// edge is ended instead (its link stays up; the connection server
+    /// closes the edge's socket when the link goes).
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        let _ = self.out.try_send(Outbound::Close(code, reason.to_owned()));
+        match &self.stop {
+            Some(stop) => stop.cancel(),
+            None => {
+                let _ = self.out.try_send(Outbound::Close(code, reason.to_owned()));
+            }
+        }
     }
 
     /// Number of requests waiting for an answer.

@@ -5,9 +5,11 @@
 
 mod conn;
 mod dispatch;
+mod link;
 mod registry;
 mod socket;
 
 pub use conn::{EdgeAnswer, EdgeConn, EdgeError};
+pub use link::PEER_CLAIM;
 pub use registry::{BindError, Binding, Registry};
 pub(crate) use socket::ws_handler;

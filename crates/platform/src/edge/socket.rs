@@ -22,6 +22,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 use super::conn::{EdgeConn, Outbound};
 use super::dispatch;
 use crate::http::AppError;
+use crate::model::Role;
 use crate::state::{AuthError, Platform, Principal};
 
 /// Close codes (RFC 6455).
@@ -37,7 +38,7 @@ const OUT_QUEUE: usize = 1024;
 /// Deadline for one websocket write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often incomplete multipart sets are expired.
-const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 /// Headroom over the AlwaysOn chunk for the websocket message limit.
 const WS_SLACK: usize = 1024;
 
@@ -86,18 +87,18 @@ pub(crate) async fn ws_handler(
 /// How a socket ends: an optional close frame to send and a log reason.
 pub(crate) struct End {
     close: Option<(u16, String)>,
-    why: String,
+    pub(crate) why: String,
 }
 
 impl End {
-    fn close(code: u16, reason: impl Into<String>) -> End {
+    pub(crate) fn close(code: u16, reason: impl Into<String>) -> End {
         let reason = reason.into();
         End {
             why: reason.clone(),
             close: Some((code, reason)),
         }
     }
-    fn gone(why: impl Into<String>) -> End {
+    pub(crate) fn gone(why: impl Into<String>) -> End {
         End {
             close: None,
             why: why.into(),
@@ -122,6 +123,10 @@ async fn run(
 
     let end = match authenticate(&platform, &mut stream, &out_tx, peer).await {
         Err(end) => end,
+        Ok((principal, _)) if principal.role == Role::ConnectionServer => {
+            info!(principal = %principal.label(), "connection-server link authenticated");
+            super::link::serve(&platform, &mut stream, &out_tx, &principal).await
+        }
         Ok((principal, session_id)) => {
             let cfg = &platform.shared.config.alwayson;
             let conn = Arc::new(EdgeConn::new(
@@ -201,7 +206,7 @@ async fn writer(mut sink: SplitSink<WebSocket, WsMessage>, mut rx: mpsc::Receive
     }
 }
 
-async fn send(out: &mpsc::Sender<Outbound>, msg: &Message) {
+pub(crate) async fn send(out: &mpsc::Sender<Outbound>, msg: &Message) {
     match msg.to_bytes() {
         Ok(b) => {
             let _ = out.send(Outbound::Frame(b)).await;
@@ -210,7 +215,7 @@ async fn send(out: &mpsc::Sender<Outbound>, msg: &Message) {
     }
 }
 
-fn read_error(e: &axum::Error) -> End {
+pub(crate) fn read_error(e: &axum::Error) -> End {
     let text = e.to_string();
     if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
         End::close(CLOSE_TOO_BIG, "message too big")
@@ -292,24 +297,15 @@ async fn authenticate(
             .await;
             return Err(End::close(CLOSE_POLICY, "AUTH must be the first message"));
         };
+        // A `tether-peer` claim is only meaningful on a connection-server
+        // link; on an edge's own socket it would be forged: the socket's
+        // address is used, the claim ignored.
         let ip = Platform::peer_ip(peer);
-        let result = if let Some(key) = auth.app_key() {
-            platform.authenticate_app_key(key, ip).await
-        } else if let Some((user, password)) = auth.credentials() {
-            platform.authenticate_password(user, password, ip).await
-        } else {
-            m.auth_failures.inc();
-            Err(AuthError::NoCredentials)
-        };
+        let result = check_claims(platform, auth, ip).await;
         return match result {
             Ok(principal) => {
                 m.auth_successes.inc();
-                let session_id = loop {
-                    let s: u32 = rand::random();
-                    if s != 0 && s != alwayson::SESSION_NONE {
-                        break s;
-                    }
-                };
+                let session_id = new_session_id();
                 let mut reply = Message::response(&msg.header, Code::SUCCESS, None);
                 reply.header.session_id = session_id;
                 send(out, &reply).await;
@@ -328,6 +324,32 @@ async fn authenticate(
                 ))
             }
         };
+    }
+}
+
+/// Checks AUTH claims: app key, else user name and password.
+pub(crate) async fn check_claims(
+    platform: &Platform,
+    auth: &alwayson::AuthBody,
+    ip: std::net::IpAddr,
+) -> Result<Principal, AuthError> {
+    if let Some(key) = auth.app_key() {
+        platform.authenticate_app_key(key, ip).await
+    } else if let Some((user, password)) = auth.credentials() {
+        platform.authenticate_password(user, password, ip).await
+    } else {
+        platform.shared.metrics.auth_failures.inc();
+        Err(AuthError::NoCredentials)
+    }
+}
+
+/// A fresh session id (never 0 nor `SESSION_NONE`).
+pub(crate) fn new_session_id() -> u32 {
+    loop {
+        let s: u32 = rand::random();
+        if s != 0 && s != alwayson::SESSION_NONE {
+            return s;
+        }
     }
 }
 
@@ -352,12 +374,7 @@ async fn serve(
                 return End::close(CLOSE_NORMAL, format!("idle for {} ms", cfg.idle_timeout.as_millis()));
             }
             _ = expire.tick() => {
-                for h in reassembler.expire(std::time::Instant::now()) {
-                    debug!(request = h.request_id, "incomplete multipart message expired");
-                    if h.code.is_request() {
-                        let _ = conn.send_message(&Message::error(&h, Code::GATEWAY_TIMEOUT, "multipart message incomplete")).await;
-                    }
-                }
+                expire_multipart(conn, &mut reassembler).await;
                 continue;
             }
             next = stream.next() => match next {
@@ -383,34 +400,63 @@ async fn serve(
                 return End::close(CLOSE_UNSUPPORTED, "AlwaysOn messages are binary");
             }
         };
-        match reassembler.push(&bytes, std::time::Instant::now()) {
-            Ok(None) => {}
-            Ok(Some(msg)) => {
-                if let Some(end) = dispatch::handle(platform, conn, principal, msg).await {
-                    return end;
+        if let Some(end) = handle_frame(platform, conn, principal, &mut reassembler, &bytes).await {
+            return end;
+        }
+    }
+}
+
+/// One binary frame from an authenticated edge (own socket or virtual):
+/// reassembly, then dispatch. `Some(end)` ends the edge.
+pub(crate) async fn handle_frame(
+    platform: &Platform,
+    conn: &Arc<EdgeConn>,
+    principal: &Principal,
+    reassembler: &mut Reassembler,
+    bytes: &[u8],
+) -> Option<End> {
+    match reassembler.push(bytes, std::time::Instant::now()) {
+        Ok(None) => None,
+        Ok(Some(msg)) => dispatch::handle(platform, conn, principal, msg).await,
+        Err(e) => {
+            platform.shared.metrics.protocol_errors.inc();
+            match Header::peek(bytes) {
+                Ok(h) if h.code.is_response() => {
+                    warn!(%e, request = h.request_id, "undecodable answer from edge");
+                    conn.complete(&h, Err(super::EdgeError::BadAnswer(e.to_string())));
+                    None
                 }
-            }
-            Err(e) => {
-                m.protocol_errors.inc();
-                match Header::peek(&bytes) {
-                    Ok(h) if h.code.is_response() => {
-                        warn!(%e, request = h.request_id, "undecodable answer from edge");
-                        conn.complete(&h, Err(super::EdgeError::BadAnswer(e.to_string())));
-                    }
-                    Ok(h) => {
-                        warn!(%e, code = %h.code, "refused malformed message");
-                        let _ = conn
-                            .send_message(&Message::error(&h, e.response_code(), e.to_string()))
-                            .await;
-                    }
-                    Err(_) => {
-                        return End::close(
-                            CLOSE_PROTOCOL,
-                            format!("malformed AlwaysOn message: {e}"),
-                        );
-                    }
+                Ok(h) => {
+                    warn!(%e, code = %h.code, "refused malformed message");
+                    let _ = conn
+                        .send_message(&Message::error(&h, e.response_code(), e.to_string()))
+                        .await;
+                    None
                 }
+                Err(_) => Some(End::close(
+                    CLOSE_PROTOCOL,
+                    format!("malformed AlwaysOn message: {e}"),
+                )),
             }
+        }
+    }
+}
+
+/// Incomplete multipart sets expired: requests among them are answered 0xA4.
+pub(crate) async fn expire_multipart(conn: &EdgeConn, reassembler: &mut Reassembler) {
+    for h in reassembler.expire(std::time::Instant::now()) {
+        debug!(
+            request = h.request_id,
+            "incomplete multipart message expired"
+        );
+        if h.code.is_request() {
+            let _ = conn
+                .send_message(&Message::error(
+                    &h,
+                    Code::GATEWAY_TIMEOUT,
+                    "multipart message incomplete",
+                ))
+                .await;
         }
     }
 }
