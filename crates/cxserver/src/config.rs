@@ -100,6 +100,8 @@ struct RawEdge {
     max_message_size: Option<usize>,
     read_buffer_size: Option<usize>,
     max_tunnels: Option<usize>,
+    compression: Option<bool>,
+    compression_context_takeover: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +149,11 @@ pub struct EdgeSettings {
     pub read_buffer_size: usize,
     /// `edge.max-tunnels`.
     pub max_tunnels: usize,
+    /// `edge.compression`: accept permessage-deflate when an AlwaysOn edge offers it.
+    pub compression: bool,
+    /// `edge.compression-context-takeover`: keep the server's deflate window across messages
+    /// (better ratio, ~280 KiB per compressing edge); off answers `server_no_context_takeover`.
+    pub compression_context_takeover: bool,
 }
 
 impl Default for EdgeSettings {
@@ -162,6 +169,8 @@ impl Default for EdgeSettings {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             max_tunnels: DEFAULT_MAX_TUNNELS,
+            compression: true,
+            compression_context_takeover: false,
         }
     }
 }
@@ -342,6 +351,8 @@ impl Config {
                 DEFAULT_MAX_TUNNELS,
                 1_000_000,
             )?,
+            compression: e.compression.unwrap_or(true),
+            compression_context_takeover: e.compression_context_takeover.unwrap_or(false),
         };
         let p = raw.platform;
         let url = url::Url::parse(&p.url)
@@ -490,6 +501,15 @@ mod tests {
         assert_eq!(c.platform.links, 2);
         assert_eq!(c.platform.trust, UpstreamTrust::Validate { ca_file: None });
         assert_eq!(format!("{:?}", c.platform.app_key), "***");
+        assert!(c.edge.compression);
+        assert!(!c.edge.compression_context_takeover);
+        let off = MIN.replace(
+            "[edge]",
+            "[edge]\ncompression = false\ncompression-context-takeover = true",
+        );
+        let c = Config::from_toml(&off, Path::new(".")).unwrap();
+        assert!(!c.edge.compression);
+        assert!(c.edge.compression_context_takeover);
     }
 
     #[test]

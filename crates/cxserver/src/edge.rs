@@ -1,10 +1,13 @@
 //! The edge side: TLS edge sockets are upgraded here with tungstenite directly (no axum), then
 //! routed by path: `/Thingworx/WS` to the AlwaysOn relay task (`session`), tunnel paths to the
-//! tunnel relay (`tunnel`), anything else 404.
+//! tunnel relay (`tunnel`), anything else 404. An AlwaysOn edge that offers permessage-deflate
+//! gets it when `edge.compression` is on (a layer armed on the stream before the upgrade, see
+//! `net::ws::deflate`); tunnels never compress.
 
 use std::sync::Arc;
 
 use net::accept::Conn;
+use net::ws::deflate::DeflateConfig;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tracing::debug;
 
@@ -23,18 +26,31 @@ enum Route {
 /// Serves one accepted (TLS) edge connection.
 pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
     let Conn {
-        stream,
+        mut stream,
         shutdown,
         peer,
         ..
     } = conn;
+    let edge = &shared.config.edge;
+    let deflate = edge.compression.then(|| {
+        stream.arm_deflate(DeflateConfig {
+            server_context_takeover: edge.compression_context_takeover,
+            max_message_size: edge.max_message_size,
+            max_frame_size: edge.max_message_size,
+            ..DeflateConfig::default()
+        })
+    });
     let mut route = None;
     // The callback signature is tungstenite's; its error type is large by design.
     #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
         if path == ALWAYSON_PATH {
             route = Some(Route::AlwaysOn);
+            if let Some(value) = deflate.as_ref().and_then(|n| n.negotiate(req.headers())) {
+                resp.headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_EXTENSIONS, value);
+            }
             return Ok(resp);
         }
         match tunnel::classify(req) {

@@ -54,6 +54,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::NetError;
+use crate::ws::deflate::{DeflateConfig, DeflateParams, Layer, Negotiator};
 
 /// Default connection cap.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -105,9 +106,13 @@ enum Inner {
 }
 
 /// An accepted stream, plain or TLS. Holds the connection-cap permit and a
-/// shutdown-tracker token until dropped.
+/// shutdown-tracker token until dropped. A websocket server may arm a
+/// permessage-deflate layer on it before the upgrade
+/// ([`ServerStream::arm_deflate`]), so the websocket type stays
+/// `WebSocketStream<ServerStream>` with or without compression.
 pub struct ServerStream {
     inner: Inner,
+    deflate: Option<Box<Layer>>,
     _permit: OwnedSemaphorePermit,
     _tracked: TaskTrackerToken,
 }
@@ -141,28 +146,45 @@ impl ServerStream {
             Inner::Tls(s) => s.get_ref().0,
         }
     }
+
+    /// Arms permessage-deflate (RFC 7692) for a websocket server upgrade
+    /// about to run on this stream (see [`crate::ws::deflate`]): call it
+    /// before the handshake, and call [`Negotiator::negotiate`] in the
+    /// handshake callback to accept the client's offer and get the
+    /// `Sec-WebSocket-Extensions` response value. If nothing is agreed the
+    /// stream passes bytes through as before.
+    pub fn arm_deflate(&mut self, config: DeflateConfig) -> Negotiator {
+        let (layer, negotiator) = Layer::server(config);
+        self.deflate = Some(Box::new(layer));
+        negotiator
+    }
+
+    /// The permessage-deflate parameters in force (after the upgrade).
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().and_then(|l| l.params())
+    }
 }
 
-impl AsyncRead for ServerStream {
+impl AsyncRead for Inner {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        match self.get_mut() {
             Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for ServerStream {
+impl AsyncWrite for Inner {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().inner {
+        match self.get_mut() {
             Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
@@ -173,30 +195,96 @@ impl AsyncWrite for ServerStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().inner {
+        match self.get_mut() {
             Inner::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.inner {
+        match self {
             Inner::Plain(s) => s.is_write_vectored(),
             Inner::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        match self.get_mut() {
             Inner::Plain(s) => Pin::new(s).poll_flush(cx),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        match self.get_mut() {
             Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl AsyncRead for ServerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.deflate {
+            Some(layer) => layer.poll_read(&mut this.inner, cx, buf),
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match &mut this.deflate {
+            Some(layer) => layer.poll_write(&mut this.inner, cx, buf),
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match &mut this.deflate {
+            Some(layer) => {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                layer.poll_write(&mut this.inner, cx, first)
+            }
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.deflate.is_none() && self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.deflate {
+            Some(layer) => layer.poll_flush(&mut this.inner, cx),
+            None => Pin::new(&mut this.inner).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.deflate {
+            Some(layer) => layer.poll_shutdown(&mut this.inner, cx),
+            None => Pin::new(&mut this.inner).poll_shutdown(cx),
         }
     }
 }
@@ -308,6 +396,7 @@ where
                 };
                 let stream = ServerStream {
                     inner,
+                    deflate: None,
                     _permit: permit,
                     _tracked: tracked,
                 };

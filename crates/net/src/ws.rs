@@ -322,8 +322,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Handshake) -> Decision,
 {
-    let (stream, negotiator) =
-        DeflateStream::server(stream, deflate.unwrap_or_else(|| DeflateConfig::for_ws(&cfg)));
+    let (stream, negotiator) = DeflateStream::server(
+        stream,
+        deflate.unwrap_or_else(|| DeflateConfig::for_ws(&cfg)),
+    );
     let enabled = deflate.is_some();
     let add_extension = |request: &Request, response: &mut Response| {
         if !enabled {

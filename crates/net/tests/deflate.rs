@@ -73,7 +73,10 @@ struct Served {
 }
 
 /// One-connection echo server with `accept_deflate`.
-async fn echo_server(ws_cfg: WsConfig, deflate: Option<DeflateConfig>) -> (SocketAddr, JoinHandle<Served>) {
+async fn echo_server(
+    ws_cfg: WsConfig,
+    deflate: Option<DeflateConfig>,
+) -> (SocketAddr, JoinHandle<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -161,15 +164,32 @@ async fn python_deflate_with_context_takeover() {
     let ext = &report["extensions"];
     assert_eq!(ext.as_array().unwrap().len(), 1, "{report}");
     assert_eq!(ext[0]["name"], "permessage-deflate");
-    assert_eq!(ext[0]["remote_no_context_takeover"], false, "server keeps its window");
-    assert_eq!(ext[0]["local_no_context_takeover"], false, "client keeps its window");
+    assert_eq!(
+        ext[0]["remote_no_context_takeover"], false,
+        "server keeps its window"
+    );
+    assert_eq!(
+        ext[0]["local_no_context_takeover"], false,
+        "client keeps its window"
+    );
     let p = s.params.unwrap();
     assert!(!p.server_no_context_takeover && !p.client_no_context_takeover);
     let payload = report["payload"].as_u64().unwrap();
-    println!("context takeover: payload {payload} B, read {} B, written {} B", s.read, s.written);
+    println!(
+        "context takeover: payload {payload} B, read {} B, written {} B",
+        s.read, s.written
+    );
     // 70 KB of the payload is random; the rest compresses well.
-    assert!(s.read * 3 < payload, "client→server not compressed: {} of {payload}", s.read);
-    assert!(s.written * 3 < payload, "server→client not compressed: {} of {payload}", s.written);
+    assert!(
+        s.read * 3 < payload,
+        "client→server not compressed: {} of {payload}",
+        s.read
+    );
+    assert!(
+        s.written * 3 < payload,
+        "server→client not compressed: {} of {payload}",
+        s.written
+    );
 }
 
 #[tokio::test]
@@ -190,7 +210,10 @@ async fn python_deflate_without_context_takeover() {
     let p = s.params.unwrap();
     assert!(p.server_no_context_takeover && p.client_no_context_takeover);
     let payload = report["payload"].as_u64().unwrap();
-    println!("no context takeover: payload {payload} B, read {} B, written {} B", s.read, s.written);
+    println!(
+        "no context takeover: payload {payload} B, read {} B, written {} B",
+        s.read, s.written
+    );
     assert!(s.read * 2 < payload, "{} of {payload}", s.read);
     assert!(s.written * 2 < payload, "{} of {payload}", s.written);
 }
@@ -202,7 +225,11 @@ async fn python_without_offer_is_unchanged() {
     let report = run_client(addr, "plain").await;
     let s = served(task).await;
     assert_eq!(s.error, None);
-    assert_eq!(report["extensions"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        report["extensions"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
     assert_eq!(s.params, None);
     let payload = report["payload"].as_u64().unwrap();
     assert!(s.read >= payload && s.written >= payload);
@@ -213,7 +240,11 @@ async fn server_with_deflate_off_declines() {
     let (addr, task) = echo_server(WsConfig::bulk(), None).await;
     let report = run_client(addr, "deflate").await;
     let s = served(task).await;
-    assert_eq!(report["extensions"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        report["extensions"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
     assert_eq!(s.params, None);
 }
 

@@ -187,7 +187,9 @@ fn inflate(
         if room == 0 {
             return Err(DeflateError::TooBig { limit });
         }
-        let want = (input.len().saturating_mul(4)).clamp(1024, 256 * 1024).min(room);
+        let want = (input.len().saturating_mul(4))
+            .clamp(1024, 256 * 1024)
+            .min(room);
         out.reserve(want);
         let spare_before = out.capacity() - out.len();
         let (in_before, out_before) = (d.total_in(), d.total_out());

@@ -43,7 +43,10 @@ fn zinflate(d: &mut Decompress, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 << 21);
     d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
         .unwrap();
-    assert_eq!(d.total_in() as usize, input.len() + d.total_in() as usize - input.len());
+    assert_eq!(
+        d.total_in() as usize,
+        input.len() + d.total_in() as usize - input.len()
+    );
     out
 }
 
@@ -62,7 +65,14 @@ struct Msg {
 fn payload() -> impl Strategy<Value = Vec<u8>> {
     // Compressible: few distinct words, repeated.
     prop::collection::vec(0usize..6, 0..600).prop_map(|ws| {
-        const WORDS: [&str; 6] = ["temp", "=21.5;", "pressure", "=1013;", "ok ", "\u{e9}t\u{e9} "];
+        const WORDS: [&str; 6] = [
+            "temp",
+            "=21.5;",
+            "pressure",
+            "=1013;",
+            "ok ",
+            "\u{e9}t\u{e9} ",
+        ];
         ws.iter().flat_map(|&i| WORDS[i].bytes()).collect()
     })
 }
@@ -127,7 +137,14 @@ fn client_bytes(msgs: &[Msg], takeover: bool, seed: u8) -> Vec<u8> {
         for (i, f) in frags.iter().enumerate() {
             let op = if i == 0 { m.opcode } else { 0 };
             let k = key();
-            write_head(&mut wire, i + 1 == n, i == 0 && m.compress, op, Some(k), f.len());
+            write_head(
+                &mut wire,
+                i + 1 == n,
+                i == 0 && m.compress,
+                op,
+                Some(k),
+                f.len(),
+            );
             let mut p = f.to_vec();
             apply_mask(&mut p, k);
             wire.extend_from_slice(&p);
@@ -180,7 +197,11 @@ fn run_inbound(inb: &mut Inbound, wire: &[u8], chunks: &[usize]) -> Result<Vec<u
     let mut rest = wire;
     let mut i = 0;
     while !rest.is_empty() {
-        let n = chunks.get(i).copied().unwrap_or(rest.len()).clamp(1, rest.len());
+        let n = chunks
+            .get(i)
+            .copied()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len());
         i += 1;
         inb.push(&rest[..n]);
         rest = &rest[n..];
@@ -324,7 +345,14 @@ fn decompression_bomb_is_refused() {
     let z = zdeflate(&mut c, &zeros);
     assert!(z.len() < 8192, "{}", z.len());
     let mut wire = Vec::new();
-    write_head(&mut wire, true, true, OP_BINARY, Some([1, 2, 3, 4]), z.len());
+    write_head(
+        &mut wire,
+        true,
+        true,
+        OP_BINARY,
+        Some([1, 2, 3, 4]),
+        z.len(),
+    );
     let mut p = z.clone();
     apply_mask(&mut p, [1, 2, 3, 4]);
     wire.extend_from_slice(&p);
@@ -334,7 +362,10 @@ fn decompression_bomb_is_refused() {
     };
     let mut inb = Inbound::new(params(false, false), &cfg);
     let err = run_inbound(&mut inb, &wire, &[]).unwrap_err();
-    assert!(matches!(err, DeflateError::TooBig { limit } if limit == 1 << 20), "{err}");
+    assert!(
+        matches!(err, DeflateError::TooBig { limit } if limit == 1 << 20),
+        "{err}"
+    );
     assert_eq!(err.close_code(), 1009);
 }
 
@@ -362,10 +393,18 @@ fn protocol_errors() {
     let mut wire = frame(0x40 | OP_BINARY, &[]);
     wire.extend(frame(0x80 | 0x40, &[]));
     let mut inb = Inbound::new(params(false, false), &config());
-    assert_eq!(run_inbound(&mut inb, &wire, &[]).unwrap_err().close_code(), 1002);
+    assert_eq!(
+        run_inbound(&mut inb, &wire, &[]).unwrap_err().close_code(),
+        1002
+    );
     // Garbage that is not DEFLATE (0xff: reserved block type 3).
     let mut inb = Inbound::new(params(false, false), &config());
-    let err = run_inbound(&mut inb, &frame(0x80 | 0x40 | OP_BINARY, &[0xff, 0xff]), &[]).unwrap_err();
+    let err = run_inbound(
+        &mut inb,
+        &frame(0x80 | 0x40 | OP_BINARY, &[0xff, 0xff]),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(err.close_code(), 1007, "{err}");
 }
 
@@ -382,20 +421,32 @@ fn empty_compressed_message_and_rfc_example() {
     let mut inb = Inbound::new(params(false, true), &config());
     let out = run_inbound(&mut inb, &wire, &[3]).unwrap();
     let (msgs, _) = parse_frames(&out, 4096);
-    assert_eq!(msgs, vec![(OP_TEXT, b"Hello".to_vec()), (OP_BINARY, Vec::new())]);
+    assert_eq!(
+        msgs,
+        vec![(OP_TEXT, b"Hello".to_vec()), (OP_BINARY, Vec::new())]
+    );
 }
 
 #[test]
 fn large_inflated_message_is_split_into_frames() {
     let cfg = config();
-    let big: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    let big: Vec<u8> = (0..100_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
     let mut c = Compress::new(Compression::default(), false);
     let z = zdeflate(&mut c, &big);
     let mut wire = Vec::new();
     // Compressed data in 4 KiB frames (the frame limit).
     let frags: Vec<&[u8]> = z.chunks(4000).collect();
     for (i, f) in frags.iter().enumerate() {
-        write_head(&mut wire, i + 1 == frags.len(), i == 0, if i == 0 { OP_BINARY } else { 0 }, Some([9, 8, 7, 6]), f.len());
+        write_head(
+            &mut wire,
+            i + 1 == frags.len(),
+            i == 0,
+            if i == 0 { OP_BINARY } else { 0 },
+            Some([9, 8, 7, 6]),
+            f.len(),
+        );
         let mut p = f.to_vec();
         apply_mask(&mut p, [9, 8, 7, 6]);
         wire.extend_from_slice(&p);
