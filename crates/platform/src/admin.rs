@@ -1,6 +1,7 @@
 //! The admin CLI (`tether-platform admin --data-dir D …`): users, app keys,
-//! things and remote interfaces, straight against the data directory's store,
-//! so scripts and tests need no browser. Output is plain text (one entity per
+//! things and remote interfaces, straight against the store (the data
+//! directory's SQLite file, `--database-url`, or the `[database]` of
+//! `--config`), so scripts and tests need no browser. Output is plain text (one entity per
 //! line) or JSON with `--json`.
 
 use std::path::PathBuf;
@@ -9,14 +10,21 @@ use clap::{Args, Subcommand};
 
 use crate::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
 use crate::secret;
-use crate::store::{Store, StoreError};
+use crate::store::{Database, Store, StoreError};
 
 /// `tether-platform admin …`
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The platform's data directory.
+    /// The platform's data directory (its SQLite database `tether.db`).
     #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// The store's database URL (`sqlite:PATH` or `postgres://…`); wins over
+    /// --data-dir and --config.
+    #[arg(long, env = "TETHER_PLATFORM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The platform's configuration file: its `[database]` (or data_dir) is used.
+    #[arg(long, env = "TETHER_PLATFORM_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -160,10 +168,37 @@ fn json_line(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// Runs one admin command against the store in `args.data_dir` and returns
+/// The store the arguments name: `--database-url`, else `--config`'s
+/// database (with `--data-dir` overriding its data_dir), else the SQLite file
+/// in `--data-dir`.
+pub fn database_of(args: &AdminArgs) -> Result<Database, AdminError> {
+    if let Some(url) = &args.database_url {
+        return Database::from_url(url, None)
+            .map_err(|e| AdminError::Invalid(format!("--database-url: {e}")));
+    }
+    if let Some(path) = &args.config {
+        let mut raw =
+            crate::config::RawConfig::load(path).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if args.data_dir.is_some() {
+            raw.data_dir = args.data_dir.clone();
+        }
+        let config = raw
+            .validate()
+            .map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?;
+        return Ok(config.database);
+    }
+    match &args.data_dir {
+        Some(dir) => Ok(Database::sqlite_in(dir)),
+        None => Err(AdminError::Invalid(
+            "say where the store is: --data-dir, --database-url or --config".into(),
+        )),
+    }
+}
+
+/// Runs one admin command against the store the arguments name and returns
 /// what to print.
 pub async fn run(args: AdminArgs) -> Result<String, AdminError> {
-    let store = Store::open_sqlite_dir(&args.data_dir).await?;
+    let store = Store::open(&database_of(&args)?).await?;
     let out = run_with_store(&store, args.command, args.json).await;
     store.close().await;
     out

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::store::Database;
+
 /// Default listen address (https + wss).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 /// Default time an edge has to send AUTH after the upgrade.
@@ -67,8 +69,25 @@ pub struct RawConfig {
     pub alwayson: RawAlwaysOn,
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub database: RawDatabase,
+    /// The platform's URL as browsers and edges reach it (behind a proxy, or
+    /// when listening on 0.0.0.0): used in session launch links and in the
+    /// `server_url` sent to edges in StartTunnel. Default: `https://<listen>`.
+    pub public_url: Option<String>,
     /// Grace period for shutdown, ms.
     pub shutdown_grace_ms: Option<u64>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite:PATH` or `postgres://user:password@host:port/database`.
+    /// Default: `tether.db` in the data directory.
+    pub url: Option<String>,
+    /// PostgreSQL pool size (default 10).
+    pub max_connections: Option<u32>,
 }
 
 /// `[tls]`
@@ -171,14 +190,21 @@ pub struct Config {
     pub tls: TlsSource,
     pub alwayson: AlwaysOnConfig,
     pub http: HttpConfig,
+    /// Where the entity store lives.
+    pub database: Database,
+    /// The public base URL (`None`: derived from the listen address).
+    pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
 }
 
 impl Config {
     /// A config with defaults for `data_dir` (used by quickstart and tests).
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
         Config {
-            data_dir: data_dir.into(),
+            database: Database::sqlite_in(&data_dir),
+            public_url: None,
+            data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             tls: TlsSource::SelfSigned {
                 extra_names: Vec::new(),
@@ -351,6 +377,23 @@ impl RawConfig {
                 30 * DAY_MS,
             )?,
         };
+        let database = match self.database.url {
+            Some(url) => Database::from_url(&url, self.database.max_connections)
+                .map_err(|reason| invalid("database.url", reason))?,
+            None => {
+                if self.database.max_connections.is_some() {
+                    return Err(invalid(
+                        "database.max_connections",
+                        "applies to PostgreSQL only; set database.url",
+                    ));
+                }
+                Database::sqlite_in(&data_dir)
+            }
+        };
+        let public_url = self
+            .public_url
+            .map(|text| parse_public_url(&text).map_err(|reason| invalid("public_url", reason)))
+            .transpose()?;
         let shutdown_grace = ms(
             "shutdown_grace_ms",
             self.shutdown_grace_ms,
@@ -364,9 +407,28 @@ impl RawConfig {
             tls,
             alwayson,
             http,
+            database,
+            public_url,
             shutdown_grace,
         })
     }
+}
+
+/// Checks a `public_url`: http or https, with a host, no query or fragment.
+fn parse_public_url(text: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(text.trim()).map_err(|e| format!("`{text}`: {e}"))?;
+    if !matches!(u.scheme(), "https" | "http") {
+        return Err(format!("`{text}`: want an https:// (or http://) URL"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{text}`: has no host"));
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(format!(
+            "`{text}`: no user, query or fragment, just scheme://host[:port][/path]"
+        ));
+    }
+    Ok(u)
 }
 
 #[cfg(test)]
@@ -382,6 +444,49 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.alwayson, AlwaysOnConfig::default());
         assert!(matches!(c.tls, TlsSource::SelfSigned { .. }));
+    }
+
+    #[test]
+    fn database_and_public_url() {
+        let c = RawConfig::parse("data_dir = \"/tmp/x\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.database, Database::sqlite_in(Path::new("/tmp/x")));
+        assert_eq!(c.public_url, None);
+        let c = RawConfig::parse(
+            "data_dir = \"/tmp/x\"\npublic_url = \"https://tether.example.com:9443/base\"\n\
+             [database]\nurl = \"postgres://tether:s3cret@db.example.com:5432/tether\"\nmax_connections = 20\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        match &c.database {
+            Database::Postgres {
+                url,
+                max_connections,
+            } => {
+                assert_eq!(*max_connections, 20);
+                assert!(url.contains("s3cret"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "password in Debug: {debug}");
+        assert_eq!(
+            c.public_url.unwrap().as_str(),
+            "https://tether.example.com:9443/base"
+        );
+        let c = RawConfig::parse("data_dir = \"/x\"\n[database]\nurl = \"sqlite:/var/lib/t.db\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(
+            c.database,
+            Database::Sqlite {
+                path: "/var/lib/t.db".into()
+            }
+        );
     }
 
     #[test]
@@ -401,6 +506,23 @@ mod tests {
             ("[alwayson]\nchunk_size = 10", "alwayson.chunk_size"),
             ("[tls]\ncert = \"/c.pem\"", "tls.key"),
             ("[http]\nmax_body_size = 1", "http.max_body_size"),
+            ("[database]\nurl = \"mysql://x\"", "database.url"),
+            (
+                "[database]\nurl = \"postgres://u@h:notaport/db\"",
+                "database.url",
+            ),
+            ("[database]\nurl = \"sqlite::memory:\"", "database.url"),
+            (
+                "[database]\nurl = \"postgres://u@h/db\"\nmax_connections = 0",
+                "database.url",
+            ),
+            (
+                "[database]\nmax_connections = 5",
+                "database.max_connections",
+            ),
+            ("public_url = \"ftp://example.com\"", "public_url"),
+            ("public_url = \"not a url\"", "public_url"),
+            ("public_url = \"https://example.com/?a=1\"", "public_url"),
         ];
         for (body, key) in cases {
             let text = format!("data_dir = \"/x\"\n{body}\n");

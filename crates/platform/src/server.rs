@@ -34,9 +34,14 @@ pub struct Prepared {
     pub identity: Identity,
 }
 
-/// Opens the store in the data directory and loads the TLS identity.
+/// Opens the store (`database`, by default SQLite in the data directory) and
+/// loads the TLS identity.
 pub async fn prepare(config: Config, shutdown: CancellationToken) -> Result<Prepared, RunError> {
-    let store = Store::open_sqlite_dir(&config.data_dir).await?;
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .map_err(StoreError::Io)?;
+    let store = Store::open(&config.database).await?;
+    info!(database = %config.database.redacted(), "entity store open");
     let stale = store.disconnect_all().await?;
     if stale > 0 {
         info!(things = stale, "marked things disconnected after restart");
@@ -63,13 +68,16 @@ impl Prepared {
             grace_period: config.shutdown_grace,
             ..net::http::ServeOptions::default()
         };
-        let public_url = listener
-            .local_addr()
-            .map_err(|e| RunError::RemoteAccess(e.to_string()))
-            .and_then(|a| {
-                crate::remote_access::default_public_url(a)
-                    .map_err(|e| RunError::RemoteAccess(e.to_string()))
-            })?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => listener
+                .local_addr()
+                .map_err(|e| RunError::RemoteAccess(e.to_string()))
+                .and_then(|a| {
+                    crate::remote_access::default_public_url(a)
+                        .map_err(|e| RunError::RemoteAccess(e.to_string()))
+                })?,
+        };
         let broker =
             crate::remote_access::start_broker(&platform, public_url, shutdown.child_token())
                 .map_err(|e| RunError::RemoteAccess(e.to_string()))?;

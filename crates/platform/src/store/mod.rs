@@ -1,11 +1,17 @@
-//! The entity store: one interface (`Store`) over a backend enum, so a
-//! PostgreSQL backend can be added as a second variant without touching
-//! callers. SQLite is the embedded default: one file (`tether.db`) in the data
-//! directory, migrations applied at open.
+//! The entity store: one interface (`Store`) over a backend enum. SQLite is
+//! the embedded default: one file (`tether.db`) in the data directory.
+//! PostgreSQL is the second backend, picked by a `postgres://` database URL.
+//! Both run the same SQL (`sql.rs`) with their own migrations
+//! (`migrations/sqlite`, `migrations/postgres`) applied at open, and the same
+//! semantics: a UNIQUE violation is `Conflict`, a missing entity `NotFound`,
+//! times are milliseconds since the Unix epoch (`i64`), list columns hold
+//! JSON text.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::model::{
     AppKey, AuditEntry, NewAppKey, NewThing, PropertyValue, RemoteInterface, Role, Template, Thing,
@@ -14,6 +20,10 @@ use crate::model::{
 
 /// The file name of the SQLite database inside the data directory.
 pub const SQLITE_FILE: &str = "tether.db";
+/// Default PostgreSQL pool size (`database.max_connections`).
+pub const DEFAULT_POSTGRES_POOL_SIZE: u32 = 10;
+/// Largest accepted `database.max_connections`.
+pub const MAX_POSTGRES_POOL_SIZE: u32 = 1000;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +47,155 @@ pub enum StoreError {
     /// The data directory could not be created.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The database URL is not one the store understands.
+    #[error("database URL: {0}")]
+    Url(String),
+}
+
+/// Where the entity store lives. `Debug` and [`Database::redacted`] hide a
+/// password in a PostgreSQL URL.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Database {
+    /// An SQLite database file (created if missing).
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL server: `postgres://user:password@host:port/dbname`.
+    Postgres { url: String, max_connections: u32 },
+}
+
+impl Database {
+    /// The default: `tether.db` in the data directory.
+    pub fn sqlite_in(data_dir: &Path) -> Database {
+        Database::Sqlite {
+            path: data_dir.join(SQLITE_FILE),
+        }
+    }
+
+    /// Picks the backend by scheme: `sqlite:PATH` / `sqlite://PATH` (a file
+    /// path; relative to the working directory) or `postgres://…` /
+    /// `postgresql://…`. `max_connections` applies to PostgreSQL only
+    /// (default [`DEFAULT_POSTGRES_POOL_SIZE`]). The PostgreSQL URL is
+    /// checked without connecting.
+    pub fn from_url(url: &str, max_connections: Option<u32>) -> Result<Database, String> {
+        let url = url.trim();
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            postgres::parse_url(url).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            let max_connections = max_connections.unwrap_or(DEFAULT_POSTGRES_POOL_SIZE);
+            if !(1..=MAX_POSTGRES_POOL_SIZE).contains(&max_connections) {
+                return Err(format!(
+                    "max_connections {max_connections} is outside 1..={MAX_POSTGRES_POOL_SIZE}"
+                ));
+            }
+            return Ok(Database::Postgres {
+                url: url.to_owned(),
+                max_connections,
+            });
+        }
+        if lower.starts_with("sqlite:") {
+            let rest = &url["sqlite:".len()..];
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() || path.starts_with(':') || path.contains('?') {
+                return Err(format!(
+                    "`{url}`: want sqlite:PATH to a database file (no in-memory database, no query options)"
+                ));
+            }
+            if max_connections.is_some() {
+                return Err("max_connections applies to PostgreSQL only".into());
+            }
+            return Ok(Database::Sqlite {
+                path: PathBuf::from(path),
+            });
+        }
+        Err(format!(
+            "`{}`: want sqlite:PATH or postgres://user:password@host:port/database",
+            redact(url)
+        ))
+    }
+
+    /// A description safe for logs (no password).
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite { path } => format!("sqlite:{}", path.display()),
+            Database::Postgres { url, .. } => redact(url),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Database::Sqlite { .. } => "sqlite",
+            Database::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The URL with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// Which audit entries to read: every set field must match; newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// At most this many entries.
+    pub limit: i64,
+    /// Skip this many (newest first).
+    pub offset: i64,
+    /// Kind, exactly.
+    pub kind: Option<String>,
+    /// Kind starts with this.
+    pub kind_prefix: Option<String>,
+    /// Actor, exactly.
+    pub actor: Option<String>,
+    /// Subject, exactly.
+    pub subject: Option<String>,
+    /// Subject starts with this.
+    pub subject_prefix: Option<String>,
+    /// Time (ms) at or after this.
+    pub since: Option<i64>,
+    /// Time (ms) before this.
+    pub until: Option<i64>,
+    /// Substring of kind, actor, subject or detail; ASCII letters match
+    /// regardless of case (PostgreSQL folds other letters too).
+    pub text: Option<String>,
+}
+
+impl AuditFilter {
+    /// The newest `limit` entries, unfiltered.
+    pub fn newest(limit: i64) -> AuditFilter {
+        AuditFilter {
+            limit,
+            offset: 0,
+            kind: None,
+            kind_prefix: None,
+            actor: None,
+            subject: None,
+            subject_prefix: None,
+            since: None,
+            until: None,
+            text: None,
+        }
+    }
 }
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 /// Handle to the entity store; cheap to clone.
@@ -53,11 +208,56 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &*$self.backend {
             Backend::Sqlite(s) => s.$method($($arg),*).await,
+            Backend::Postgres(s) => s.$method($($arg),*).await,
         }
     };
 }
 
 impl Store {
+    /// Opens the store `db` says and applies migrations (an SQLite file and
+    /// its directory are created if missing).
+    pub async fn open(db: &Database) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(dir).await?;
+                }
+                Self::open_sqlite_file(path).await
+            }
+            Database::Postgres {
+                url,
+                max_connections,
+            } => Self::open_postgres_with(url, *max_connections).await,
+        }
+    }
+
+    /// Opens the store at a database URL (`sqlite:PATH` or `postgres://…`).
+    pub async fn open_url(url: &str) -> Result<Store, StoreError> {
+        let db = Database::from_url(url, None).map_err(StoreError::Url)?;
+        Self::open(&db).await
+    }
+
+    /// Opens a PostgreSQL store with the default pool size.
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Self::open_postgres_with(url, DEFAULT_POSTGRES_POOL_SIZE).await
+    }
+
+    /// Opens a PostgreSQL store with at most `max_connections` connections.
+    pub async fn open_postgres_with(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let s = postgres::PgStore::open(url, max_connections).await?;
+        Ok(Store {
+            backend: std::sync::Arc::new(Backend::Postgres(s)),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
     /// Opens (creating if needed) the SQLite store in `data_dir` and applies
     /// migrations.
     pub async fn open_sqlite_dir(data_dir: &Path) -> Result<Store, StoreError> {
@@ -142,6 +342,15 @@ impl Store {
     /// Marks a key revoked; it can no longer authenticate.
     pub async fn revoke_app_key(&self, name: &str) -> Result<(), StoreError> {
         dispatch!(self.revoke_app_key(name))
+    }
+
+    /// Sets (or, with `None`, clears) a key's expiry time (ms since the epoch).
+    pub async fn set_app_key_expiry(
+        &self,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<AppKey, StoreError> {
+        dispatch!(self.set_app_key_expiry(name, expires_at))
     }
 
     /// Deletes a key.
@@ -259,7 +468,12 @@ impl Store {
 
     /// The newest `limit` audit entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        dispatch!(self.audit_log(limit))
+        self.audit_query(&AuditFilter::newest(limit)).await
+    }
+
+    /// The audit entries matching `filter`, newest first.
+    pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self.audit_query(filter))
     }
 }
 

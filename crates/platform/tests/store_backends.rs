@@ -1,0 +1,644 @@
+//! The entity store's tests, run on every backend: SQLite (a temp file) and
+//! PostgreSQL (a fresh schema on the server in `TETHER_TEST_DATABASE_URL`;
+//! skipped with a message when unset, failed when `TETHER_REQUIRE_POSTGRES=1`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use platform::model::{
+    NewAppKey, NewThing, PropertyValue, Protocol, RemoteInterface, Role, Template,
+};
+use platform::store::{AuditFilter, Store, StoreError};
+use support::db::{Kind, TestDb};
+
+/// One `#[tokio::test]` per backend for each shared test function.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::new(super::Kind::Sqlite).await.unwrap();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = super::TestDb::new(super::Kind::Postgres).await else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    users_keys_things_round_trip_and_survive_reopen,
+    property_upsert_replaces,
+    conflicts_and_not_found,
+    app_key_expiry_set_and_cleared,
+    audit_filters,
+    text_round_trips_exactly,
+    concurrent_writers,
+);
+
+fn thing(name: &str, identifier: Option<&str>) -> NewThing {
+    NewThing {
+        name: name.into(),
+        identifier: identifier.map(str::to_owned),
+        template: Template::RemoteThingWithTunnels,
+        description: String::new(),
+    }
+}
+
+fn key(name: &str, user: &str) -> NewAppKey {
+    NewAppKey {
+        name: name.into(),
+        user: user.into(),
+        ..Default::default()
+    }
+}
+
+async fn users_keys_things_round_trip_and_survive_reopen(db: &TestDb) {
+    let store = db.open().await;
+    let u = store
+        .create_user("alice", "hash", Role::Operator)
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Operator);
+    assert!(u.created_at > 1_600_000_000_000, "ms since the epoch");
+    let key = store
+        .create_app_key(
+            &NewAppKey {
+                name: "edge".into(),
+                user: "alice".into(),
+                thing_patterns: vec!["Pump*".into()],
+                allowed_addresses: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+                expires_at: Some(4_000_000_000_000),
+            },
+            "kh",
+        )
+        .await
+        .unwrap();
+    assert_eq!(key.user, "alice");
+    assert!(!key.revoked);
+    let t = store
+        .create_thing(&thing("Pump1", Some("SN1")))
+        .await
+        .unwrap();
+    assert!(!t.is_connected && !t.ephemeral);
+    assert_eq!(t.last_connection, None);
+    store.set_connected("Pump1", true, 1234).await.unwrap();
+    store
+        .upsert_properties(
+            "Pump1",
+            &[PropertyValue {
+                name: "Temp".into(),
+                base_type: "NUMBER".into(),
+                value: serde_json::json!(21.5),
+                time: 99,
+                quality: "GOOD".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .put_interface(
+            "Pump1",
+            &RemoteInterface {
+                name: "ssh".into(),
+                host: "127.0.0.1".into(),
+                port: 65535,
+                protocol: Protocol::Ssh,
+                description: "shell".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .audit("bind", "edge", "Pump1", "", "127.0.0.1")
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = db.open().await;
+    let (k, role) = store.app_key_by_hash("kh").await.unwrap().unwrap();
+    assert_eq!((k.name.as_str(), role), ("edge", Role::Operator));
+    assert_eq!(k.thing_patterns, vec!["Pump*".to_string()]);
+    assert_eq!(k.allowed_addresses, vec!["10.0.0.0/8", "127.0.0.1"]);
+    assert_eq!(k.expires_at, Some(4_000_000_000_000));
+    assert_eq!(store.list_app_keys().await.unwrap(), vec![k.clone()]);
+    let t = store.thing_by_identifier("SN1").await.unwrap().unwrap();
+    assert_eq!(t.name, "Pump1");
+    assert!(t.is_connected);
+    assert_eq!(t.last_connection, Some(1234));
+    assert_eq!(store.disconnect_all().await.unwrap(), 1);
+    assert_eq!(store.disconnect_all().await.unwrap(), 0);
+    let t = store.thing("Pump1").await.unwrap().unwrap();
+    assert!(!t.is_connected);
+    assert_eq!(
+        t.last_connection,
+        Some(1234),
+        "disconnecting keeps the time"
+    );
+    store.set_connected("Pump1", false, 5678).await.unwrap();
+    assert_eq!(
+        store.thing("Pump1").await.unwrap().unwrap().last_connection,
+        Some(1234)
+    );
+    let props = store.properties("Pump1").await.unwrap();
+    assert_eq!(props.len(), 1);
+    assert_eq!(props[0].value, serde_json::json!(21.5));
+    assert_eq!((props[0].time, props[0].quality.as_str()), (99, "GOOD"));
+    let ifaces = store.interfaces("Pump1").await.unwrap();
+    assert_eq!(
+        (
+            ifaces[0].port,
+            ifaces[0].protocol,
+            ifaces[0].description.as_str()
+        ),
+        (65535, Protocol::Ssh, "shell")
+    );
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (
+            log[0].kind.as_str(),
+            log[0].actor.as_str(),
+            log[0].peer.as_str()
+        ),
+        ("bind", "edge", "127.0.0.1")
+    );
+
+    store.revoke_app_key("edge").await.unwrap();
+    assert!(
+        store
+            .app_key_by_hash("kh")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked
+    );
+    store.delete_user("alice").await.unwrap();
+    assert!(
+        store.app_key_by_hash("kh").await.unwrap().is_none(),
+        "keys go with their user"
+    );
+    store.delete_thing("Pump1").await.unwrap();
+    assert!(matches!(
+        store.properties("Pump1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_thing("Pump1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // interfaces and properties went with the thing: a new thing of that name has none
+    store.create_thing(&thing("Pump1", None)).await.unwrap();
+    assert!(store.interfaces("Pump1").await.unwrap().is_empty());
+    assert!(store.properties("Pump1").await.unwrap().is_empty());
+    store.close().await;
+}
+
+async fn property_upsert_replaces(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .create_ephemeral_thing("GW", Template::EmsGateway)
+        .await
+        .unwrap();
+    for (v, t) in [(1, 10), (2, 20)] {
+        let pv = PropertyValue {
+            name: "p".into(),
+            base_type: "INTEGER".into(),
+            value: serde_json::json!(v),
+            time: t,
+            quality: "GOOD".into(),
+        };
+        store.upsert_properties("GW", &[pv]).await.unwrap();
+    }
+    let props = store.properties("GW").await.unwrap();
+    assert_eq!(props.len(), 1);
+    assert_eq!(
+        (props[0].value.clone(), props[0].time),
+        (serde_json::json!(2), 20)
+    );
+    let gw = store.thing("GW").await.unwrap().unwrap();
+    assert!(gw.ephemeral);
+    assert_eq!(gw.template, Template::EmsGateway);
+    // several at once, sorted by name on the way out
+    let many: Vec<PropertyValue> = ["b", "a", "c"]
+        .iter()
+        .map(|n| PropertyValue {
+            name: (*n).into(),
+            base_type: "STRING".into(),
+            value: serde_json::json!(format!("v-{n}")),
+            time: 1,
+            quality: "UNKNOWN".into(),
+        })
+        .collect();
+    store.upsert_properties("GW", &many).await.unwrap();
+    let names: Vec<String> = store
+        .properties("GW")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["a", "b", "c", "p"]);
+    assert!(matches!(
+        store.upsert_properties("Nope", &many).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.close().await;
+}
+
+async fn conflicts_and_not_found(db: &TestDb) {
+    let store = db.open().await;
+    store.create_user("bob", "h", Role::Viewer).await.unwrap();
+    assert!(matches!(
+        store.create_user("bob", "h", Role::Viewer).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_app_key(&key("k1", "bob"), "h1").await.unwrap();
+    assert!(matches!(
+        store.create_app_key(&key("k1", "bob"), "h2").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_app_key(&key("k2", "nobody"), "h3").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.create_thing(&thing("T1", Some("ID1"))).await.unwrap();
+    assert!(matches!(
+        store.create_thing(&thing("T1", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_thing(&thing("T2", Some("ID1"))).await,
+        Err(StoreError::Conflict(_)),
+    ));
+    // several things without an identifier are fine
+    store.create_thing(&thing("T3", None)).await.unwrap();
+    store.create_thing(&thing("T4", None)).await.unwrap();
+    assert!(matches!(
+        store.update_user("nobody", Some("x"), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let u = store
+        .update_user("bob", None, Some(Role::Administrator))
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Administrator);
+    let (_, hash) = store.user_with_hash("bob").await.unwrap().unwrap();
+    assert_eq!(hash, "h", "a role change keeps the password");
+    store.update_user("bob", Some("h2"), None).await.unwrap();
+    let (u, hash) = store.user_with_hash("bob").await.unwrap().unwrap();
+    assert_eq!((u.role, hash.as_str()), (Role::Administrator, "h2"));
+    assert!(store.user_with_hash("nobody").await.unwrap().is_none());
+    for r in [
+        store.delete_user("nobody").await,
+        store.revoke_app_key("nope").await,
+        store.delete_app_key("nope").await,
+        store.delete_thing("nope").await,
+        store.set_connected("nope", true, 1).await,
+        store.delete_interface("T1", "nope").await,
+        store.delete_interface("nope", "ssh").await,
+    ] {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    assert!(matches!(
+        store.interfaces("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.thing("nope").await.unwrap().is_none());
+    assert!(store.thing_by_identifier("nope").await.unwrap().is_none());
+    assert!(store.app_key_by_hash("nope").await.unwrap().is_none());
+    let names: Vec<String> = store
+        .list_things()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["T1", "T3", "T4"]);
+    store.delete_app_key("k1").await.unwrap();
+    assert!(store.list_app_keys().await.unwrap().is_empty());
+    store.close().await;
+}
+
+async fn app_key_expiry_set_and_cleared(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .create_user("carol", "h", Role::Operator)
+        .await
+        .unwrap();
+    store
+        .create_app_key(&key("ck", "carol"), "chash")
+        .await
+        .unwrap();
+    let k = store
+        .set_app_key_expiry("ck", Some(4_102_444_800_000))
+        .await
+        .unwrap();
+    assert_eq!((k.name.as_str(), k.user.as_str()), ("ck", "carol"));
+    assert_eq!(k.expires_at, Some(4_102_444_800_000));
+    assert_eq!(store.app_key_by_hash("chash").await.unwrap().unwrap().0, k);
+    let k = store.set_app_key_expiry("ck", None).await.unwrap();
+    assert_eq!(k.expires_at, None);
+    assert!(matches!(
+        store.set_app_key_expiry("nope", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.close().await;
+}
+
+async fn audit_filters(db: &TestDb) {
+    let store = db.open().await;
+    let entries = [
+        ("session.ended", "alice", "Pump1/ssh", "{\"bytes\":1}"),
+        ("session.ended", "bob", "Pump2/vnc", "{\"bytes\":2}"),
+        ("login", "alice", "alice", ""),
+        ("admin.user.add", "admin", "bob", "viewer"),
+        ("session.started", "alice", "Pump1/ssh", "Hello World"),
+        ("auth.failure", "-", "app key", "invalid app key"),
+        ("sessionless", "carol", "x", "100%_done"),
+    ];
+    for (kind, actor, subject, detail) in entries {
+        store
+            .audit(kind, actor, subject, detail, "127.0.0.1")
+            .await
+            .unwrap();
+    }
+    let all = store.audit_log(100).await.unwrap();
+    assert_eq!(all.len(), entries.len());
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(all[0].kind, "sessionless");
+    let q = |f: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_query(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.kind, e.actor, e.subject))
+                .collect::<Vec<_>>()
+        }
+    };
+    let base = AuditFilter::newest(100);
+    let kinds = |v: Vec<(String, String, String)>| v.into_iter().map(|e| e.0).collect::<Vec<_>>();
+
+    let exact = q(AuditFilter {
+        kind: Some("session.ended".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(exact.len(), 2);
+    assert_eq!(exact[0].1, "bob", "newest first");
+    let prefix = q(AuditFilter {
+        kind_prefix: Some("session.".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(
+        kinds(prefix),
+        ["session.started", "session.ended", "session.ended"]
+    );
+    // `_` and `%` are not wildcards
+    assert!(
+        q(AuditFilter {
+            kind_prefix: Some("session_".into()),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+    let alice = q(AuditFilter {
+        actor: Some("alice".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(alice.len(), 3);
+    let pump1 = q(AuditFilter {
+        subject: Some("Pump1/ssh".into()),
+        kind: Some("session.ended".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(pump1.len(), 1);
+    let by_thing = q(AuditFilter {
+        subject_prefix: Some("Pump2/".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(by_thing.len(), 1);
+    // text: case-insensitive over kind, actor, subject, detail; literal % and _
+    assert_eq!(
+        kinds(
+            q(AuditFilter {
+                text: Some("hello world".into()),
+                ..base.clone()
+            })
+            .await
+        ),
+        ["session.started"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            text: Some("CAROL".into()),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        kinds(
+            q(AuditFilter {
+                text: Some("0%_".into()),
+                ..base.clone()
+            })
+            .await
+        ),
+        ["sessionless"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            text: Some("pump".into()),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert!(
+        q(AuditFilter {
+            text: Some("%".into()),
+            kind: Some("login".into()),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+    // paging
+    let page = store
+        .audit_query(&AuditFilter {
+            limit: 2,
+            offset: 1,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, all[1..3].to_vec());
+    // time window: since inclusive, until exclusive
+    let t = all[3].time;
+    let since = store
+        .audit_query(&AuditFilter {
+            since: Some(t),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let want: Vec<_> = all.iter().filter(|e| e.time >= t).cloned().collect();
+    assert_eq!(since, want);
+    let until = store
+        .audit_query(&AuditFilter {
+            until: Some(t),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let want: Vec<_> = all.iter().filter(|e| e.time < t).cloned().collect();
+    assert_eq!(until, want);
+    assert!(
+        store
+            .audit_query(&AuditFilter {
+                since: Some(t),
+                until: Some(t),
+                ..base.clone()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+}
+
+async fn text_round_trips_exactly(db: &TestDb) {
+    let store = db.open().await;
+    let odd = "Ünïcødé 'quoted' \"double\" \\ back; DROP TABLE things; -- 🚀";
+    store
+        .create_thing(&NewThing {
+            name: odd.into(),
+            identifier: Some(format!("id {odd}")),
+            template: Template::RemoteThing,
+            description: odd.into(),
+        })
+        .await
+        .unwrap();
+    let t = store.thing(odd).await.unwrap().unwrap();
+    assert_eq!((t.name.as_str(), t.description.as_str()), (odd, odd));
+    let value = serde_json::json!({"s": odd, "n": [1.5, -2, null], "b": true, "big": i64::MAX});
+    store
+        .upsert_properties(
+            odd,
+            &[PropertyValue {
+                name: odd.into(),
+                base_type: "JSON".into(),
+                value: value.clone(),
+                time: i64::MAX,
+                quality: "GOOD".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    let p = &store.properties(odd).await.unwrap()[0];
+    assert_eq!(
+        (&p.name, &p.value, p.time),
+        (&odd.to_owned(), &value, i64::MAX)
+    );
+    store.audit(odd, odd, odd, odd, odd).await.unwrap();
+    let e = &store.audit_log(1).await.unwrap()[0];
+    assert_eq!(
+        (&e.kind, &e.actor, &e.subject, &e.detail, &e.peer),
+        (
+            &odd.to_owned(),
+            &odd.to_owned(),
+            &odd.to_owned(),
+            &odd.to_owned(),
+            &odd.to_owned()
+        )
+    );
+    store.close().await;
+}
+
+async fn concurrent_writers(db: &TestDb) {
+    let store = db.open().await;
+    store.create_thing(&thing("Busy", None)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store: Store = store.clone();
+            tokio::spawn(async move {
+                for j in 0..10 {
+                    let v = PropertyValue {
+                        name: format!("p{i}"),
+                        base_type: "INTEGER".into(),
+                        value: serde_json::json!(j),
+                        time: j,
+                        quality: "GOOD".into(),
+                    };
+                    store.upsert_properties("Busy", &[v]).await.unwrap();
+                    store.audit("write", "t", "Busy", "", "").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let props = store.properties("Busy").await.unwrap();
+    assert_eq!(props.len(), 16);
+    assert!(props.iter().all(|p| p.value == serde_json::json!(9)));
+    assert_eq!(store.audit_log(1000).await.unwrap().len(), 160);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn backends_are_picked_by_url_scheme() {
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    let store = Store::open_url(&db.url()).await.unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    store.close().await;
+    assert!(matches!(
+        Store::open_url("mysql://localhost/x").await,
+        Err(StoreError::Url(_))
+    ));
+    if let Some(db) = TestDb::new(Kind::Postgres).await {
+        let store = Store::open_url(&db.url()).await.unwrap();
+        assert_eq!(store.backend_name(), "postgres");
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_clear_error_not_a_hang() {
+    // a port nothing listens on: bind one, note it, close it
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let started = std::time::Instant::now();
+    let r = Store::open_postgres(&format!("postgres://u:p@127.0.0.1:{port}/db")).await;
+    assert!(matches!(r, Err(StoreError::Database(_))), "{:?}", r.err());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "fails fast"
+    );
+}
