@@ -150,6 +150,12 @@ fn main() {
             black_box(view::decode(black_box(&bytes), &limits).expect("decodes"));
         });
         report(name, "decode view", len, &viewed, Some(&memcpy));
+        // The consumer that reads everything: decode, then every cell of every table.
+        let walked = measure(rounds, round_cpu, || {
+            let v = view::decode(black_box(&bytes), &limits).expect("decodes");
+            black_box(common::walk(&v));
+        });
+        report(name, "view+walk", len, &walked, Some(&memcpy));
         if name == "property_update" {
             // The consumer path of a property push: decode, then read the values.
             let owned_pv = measure(rounds, round_cpu, || {

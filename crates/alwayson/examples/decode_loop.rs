@@ -41,34 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "walk" => {
                 let v = view::decode(black_box(&bytes), &limits)?;
-                black_box(walk(&v));
+                black_box(common::walk(&v));
             }
             _ => drop(black_box(view::decode(black_box(&bytes), &limits)?)),
         }
     }
     println!("{mode} {case}: {} bytes x {n}", bytes.len());
     Ok(())
-}
-
-/// Reads every cell of the message's table (nested tables included): the full consumer cost.
-fn walk(v: &view::MessageView<'_>) -> usize {
-    let table = match &v.body {
-        view::BodyView::Request(r) => r.params.as_ref(),
-        view::BodyView::Response(r) => r.content.as_ref(),
-        _ => None,
-    };
-    table.map_or(0, walk_table)
-}
-
-fn walk_table(t: &view::InfoTableView<'_>) -> usize {
-    let mut n = 0;
-    for cell in t.cells() {
-        n += match &cell {
-            view::PrimitiveRef::InfoTable(inner) => walk_table(inner),
-            view::PrimitiveRef::Variant(v) => usize::from(v.get().as_f64().is_some()),
-            view::PrimitiveRef::String(s) => s.len(),
-            other => usize::from(other.as_f64().is_some()),
-        };
-    }
-    n
 }

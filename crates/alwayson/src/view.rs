@@ -456,22 +456,35 @@ impl<'a> InfoTableView<'a> {
 
     /// Position of a field by name (the first one of that name), read from the wire bytes.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        let mut r = Reader::new(self.raw.get(..self.rows_at)?);
+        let [i] = self.field_positions([name]);
+        i
+    }
+
+    /// Positions of several fields by name, in one pass over the DataShape.
+    fn field_positions<const N: usize>(&self, names: [&str; N]) -> [Option<usize>; N] {
+        let mut found = [None; N];
+        let buf = self.raw.get(..self.rows_at).unwrap_or(&[]);
+        let mut pos = 0;
         for i in 0..self.field_count {
-            r.u8("field marker").ok()?;
-            let n = r.str_bytes(usize::MAX, "field name").ok()?;
-            if n == name.as_bytes() {
-                return Some(i);
+            let name_end = skip_str_trusted(buf, pos + 1);
+            let name = buf.get(str_start(buf, pos + 1)..name_end).unwrap_or(&[]);
+            for (slot, want) in found.iter_mut().zip(names) {
+                if slot.is_none() && name == want.as_bytes() {
+                    *slot = Some(i);
+                }
             }
-            r.str_bytes(usize::MAX, "field description").ok()?;
-            r.u8("field type").ok()?;
-            let aspects = r.u16("aspect count").ok()?;
+            pos = skip_str_trusted(buf, name_end);
+            let aspects = match buf.get(pos + 1..pos + 3) {
+                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+                _ => 0,
+            };
+            pos += 3;
             for _ in 0..aspects {
-                r.str_bytes(usize::MAX, "aspect name").ok()?;
-                PrimitiveRef::skip(&mut r, &UNLIMITED, 0).ok()?;
+                pos = skip_str_trusted(buf, pos);
+                pos = skip_trusted(buf, pos);
             }
         }
-        None
+        found
     }
 
     /// Number of rows.
@@ -484,6 +497,7 @@ impl<'a> InfoTableView<'a> {
         RowIter {
             buf: self.raw,
             pos: self.rows_at,
+            pending: 0,
             left: self.rows,
         }
     }
@@ -623,13 +637,13 @@ impl<'a> InfoTableView<'a> {
             .index_of("values")
             .and_then(|i| self.row(0)?.table_at(i))
             .ok_or_else(|| DecodeError::Shape("no INFOTABLE field `values`".into()))?;
-        let idx = |n: &str| inner.index_of(n);
-        let (Some(name_i), Some(value_i)) = (idx("name"), idx("value")) else {
+        let [name_i, value_i, time_i, quality_i] =
+            inner.field_positions(["name", "value", "time", "quality"]);
+        let (Some(name_i), Some(value_i)) = (name_i, value_i) else {
             return Err(DecodeError::Shape(
                 "property values need `name` and `value`".into(),
             ));
         };
-        let (time_i, quality_i) = (idx("time"), idx("quality"));
         let mut out = Vec::with_capacity(inner.rows);
         inner.for_rows(|cells| {
             let (mut name, mut value, mut time, mut quality) = (None, None, None, None);
@@ -881,10 +895,35 @@ const FIXED: [u8; 256] = {
     t
 };
 
+/// [`FIXED`] without LOCATION: the values that fit in a [`WINDOW`].
+const SMALL: [u8; 256] = {
+    let mut t = FIXED;
+    t[6] = 0;
+    t
+};
+
 /// Type code of STRING.
 const STRING: u8 = 0;
 /// Type code of VARIANT.
 const VARIANT: u8 = 18;
+
+/// Bytes the fast paths read with one bounds check: a type byte and an 8-byte value, or a
+/// type byte, a length byte and 16 bytes of text, or the same behind a VARIANT type byte.
+const WINDOW: usize = 19;
+
+/// The `WINDOW` bytes from `pos`, if there are that many.
+#[inline(always)]
+fn window(buf: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
+    buf.get(pos..)?.first_chunk::<WINDOW>()
+}
+
+/// The text of a string whose length byte is at `at` (1 or 2) in the window, if it is at
+/// most 16 bytes long and ASCII.
+#[inline(always)]
+fn window_str(w: &[u8; WINDOW], at: usize) -> Option<&str> {
+    let text: &[u8; 16] = w.get(at + 1..at + 17)?.try_into().ok()?;
+    crate::wire::ascii_prefix(text, usize::from(w[at]))
+}
 
 /// Checks the cell (type byte and value) at `pos` and returns the position after it, for the
 /// common cases: fixed-size values, STRING with a one-byte length, and a VARIANT of one of
@@ -893,6 +932,43 @@ const VARIANT: u8 = 18;
 /// succeeds and ends at the same position.
 #[inline(always)]
 fn skip_fast(buf: &[u8], pos: usize, max_string: usize, variant_ok: bool) -> Option<usize> {
+    if let Some(w) = window(buf, pos) {
+        // One bounds check for the whole cell.
+        let t = w[0];
+        let size = usize::from(SMALL[usize::from(t)]);
+        if size != 0 {
+            return Some(pos + size);
+        }
+        match t {
+            STRING => {
+                if let Some(s) = window_str(w, 1) {
+                    if s.len() <= max_string {
+                        return Some(pos + 2 + s.len());
+                    }
+                }
+            }
+            VARIANT if variant_ok => {
+                let size = usize::from(SMALL[usize::from(w[1])]);
+                if size != 0 {
+                    return Some(pos + 1 + size);
+                }
+                if w[1] == STRING {
+                    if let Some(s) = window_str(w, 2) {
+                        if s.len() <= max_string {
+                            return Some(pos + 3 + s.len());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    skip_fast_tail(buf, pos, max_string, variant_ok)
+}
+
+/// [`skip_fast`] near the end of the input, and for strings the window does not cover.
+#[inline(never)]
+fn skip_fast_tail(buf: &[u8], pos: usize, max_string: usize, variant_ok: bool) -> Option<usize> {
     let t = *buf.get(pos)?;
     let size = usize::from(FIXED[usize::from(t)]);
     if size != 0 {
@@ -925,12 +1001,8 @@ fn skip_short_str(buf: &[u8], at: usize, max_string: usize) -> Option<usize> {
     if len >= 0x80 || len > max_string {
         return None;
     }
-    let start = at + 1;
-    let end = start + len;
-    if crate::wire::short_ascii_ok(buf, start, len) {
-        return Some(end);
-    }
-    let s = buf.get(start..end)?;
+    let end = at + 1 + len;
+    let s = buf.get(at + 1..end)?;
     crate::wire::utf8(s).map(|_| end)
 }
 
@@ -945,14 +1017,13 @@ fn skip_trusted(buf: &[u8], pos: usize) -> usize {
     if size != 0 {
         return (pos + size).min(buf.len());
     }
-    if t == STRING {
-        if let Some(&len) = buf.get(pos + 1) {
-            if len < 0x80 {
-                return (pos + 2 + usize::from(len)).min(buf.len());
-            }
+    match (t, buf.get(pos + 1)) {
+        (STRING, Some(&len)) if len < 0x80 => (pos + 2 + usize::from(len)).min(buf.len()),
+        (VARIANT, Some(&inner)) if FIXED[usize::from(inner)] != 0 => {
+            (pos + 1 + usize::from(FIXED[usize::from(inner)])).min(buf.len())
         }
+        _ => skip_slow(buf, pos),
     }
-    skip_slow(buf, pos)
 }
 
 #[inline(never)]
@@ -975,13 +1046,13 @@ fn skip_slow(buf: &[u8], pos: usize) -> usize {
 /// bytes that do not hold one, which validation rules out).
 #[inline(always)]
 fn cell_trusted(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
-    if let Some(&[t, a, b, c, d, e, f, g, h]) = buf.get(pos..pos + 9) {
+    if let Some(w) = window(buf, pos) {
+        let [t, a, b, c, d, e, f, g, h] = *w.first_chunk::<9>().unwrap_or(&[0xFF; 9]);
         let be8 = [a, b, c, d, e, f, g, h];
         match t {
             STRING => {
-                let start = pos + 2;
-                if let Some(s) = crate::wire::short_ascii(buf, start, usize::from(a)) {
-                    return (PrimitiveRef::String(s), start + usize::from(a));
+                if let Some(s) = window_str(w, 1) {
+                    return (PrimitiveRef::String(s), pos + 2 + s.len());
                 }
             }
             1 => return (PrimitiveRef::Number(f64::from_be_bytes(be8)), pos + 9),
@@ -996,11 +1067,10 @@ fn cell_trusted(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
             23 => return (PrimitiveRef::Long(i64::from_be_bytes(be8)), pos + 9),
             0xFF => return (PrimitiveRef::Nothing, pos + 1),
             VARIANT => {
-                let size = usize::from(FIXED[usize::from(a)]);
+                let size = usize::from(SMALL[usize::from(a)]);
                 if size != 0 {
-                    let end = pos + 1 + size;
-                    if let Some(raw) = buf.get(pos + 1..end) {
-                        return (PrimitiveRef::Variant(VariantRef { raw }), end);
+                    if let Some(raw) = w.get(1..1 + size) {
+                        return (PrimitiveRef::Variant(VariantRef { raw }), pos + 1 + size);
                     }
                 }
             }
@@ -1012,12 +1082,47 @@ fn cell_trusted(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
 
 #[inline(never)]
 fn cell_slow(buf: &[u8], pos: usize) -> (PrimitiveRef<'_>, usize) {
-    match buf.get(pos) {
-        Some(&INFOTABLE) => {
+    let Some(&t) = buf.get(pos) else {
+        return (PrimitiveRef::Nothing, buf.len());
+    };
+    let size = usize::from(SMALL[usize::from(t)]);
+    if size != 0 {
+        // A fixed-size value too close to the end for the window.
+        let end = pos + size;
+        if let Some(v) = buf.get(pos + 1..end) {
+            let be8 = || {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(v.get(..8).unwrap_or(&[0; 8]));
+                a
+            };
+            let cell = match t {
+                1 => PrimitiveRef::Number(f64::from_be_bytes(be8())),
+                2 => PrimitiveRef::Boolean(v.first().is_some_and(|&b| b != 0)),
+                3 => PrimitiveRef::DateTime(i64::from_be_bytes(be8())),
+                22 => {
+                    let mut a = [0u8; 4];
+                    a.copy_from_slice(v.get(..4).unwrap_or(&[0; 4]));
+                    PrimitiveRef::Integer(i32::from_be_bytes(a))
+                }
+                23 => PrimitiveRef::Long(i64::from_be_bytes(be8())),
+                _ => PrimitiveRef::Nothing,
+            };
+            return (cell, end);
+        }
+    }
+    match t {
+        STRING => {
+            // A string too close to the end for the window, or longer than 16 bytes.
+            let start = str_start(buf, pos + 1);
+            let end = skip_str_trusted(buf, pos + 1);
+            let s = buf.get(start..end).and_then(crate::wire::utf8);
+            (PrimitiveRef::String(s.unwrap_or("")), end)
+        }
+        INFOTABLE => {
             let (t, end) = InfoTableView::scan_trusted(buf, pos + 1);
             (PrimitiveRef::InfoTable(Box::new(t)), end)
         }
-        Some(&VARIANT) => {
+        VARIANT => {
             let end = skip_trusted(buf, pos + 1);
             let raw = buf.get(pos + 1..end).unwrap_or(&[0xFF]);
             (PrimitiveRef::Variant(VariantRef { raw }), end)
@@ -1040,6 +1145,15 @@ fn row_header(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
     match buf.get(pos..pos + 3)? {
         &[1, hi, lo] => Some((usize::from(u16::from_be_bytes([hi, lo])), pos + 3)),
         _ => None,
+    }
+}
+
+/// Position of the first text byte of the validated string whose length prefix is at `at`.
+#[inline]
+fn str_start(buf: &[u8], at: usize) -> usize {
+    match buf.get(at) {
+        Some(&len) if len < 0x80 => at + 1,
+        _ => at + 4,
     }
 }
 
@@ -1073,7 +1187,10 @@ fn skip_cells(buf: &[u8], mut pos: usize, n: usize) -> usize {
 #[derive(Clone, Debug)]
 pub struct RowIter<'a> {
     buf: &'a [u8],
+    /// The next row header, or the first cell of the last row returned.
     pos: usize,
+    /// Cells of the last row returned, skipped when the next row is asked for.
+    pending: usize,
     left: usize,
 }
 
@@ -1085,11 +1202,13 @@ impl<'a> Iterator for RowIter<'a> {
             return None;
         }
         self.left -= 1;
-        let Some((len, start)) = row_header(self.buf, self.pos) else {
+        let at = skip_cells(self.buf, self.pos, self.pending);
+        let Some((len, start)) = row_header(self.buf, at) else {
             self.left = 0;
             return None;
         };
-        self.pos = skip_cells(self.buf, start, len);
+        self.pos = start;
+        self.pending = len;
         Some(RowRef {
             buf: self.buf,
             start,

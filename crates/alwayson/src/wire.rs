@@ -152,7 +152,7 @@ pub(crate) fn utf8(b: &[u8]) -> Option<&str> {
 pub(crate) fn ascii(b: &[u8]) -> Option<&str> {
     if b.is_ascii() {
         // SAFETY: every byte is below 0x80, and a sequence of ASCII bytes is valid UTF-8.
-        // This and `short_ascii` are the crate's only unsafe code.
+        // This and `ascii_prefix` are the crate's only unsafe code.
         #[allow(unsafe_code)]
         let s = unsafe { std::str::from_utf8_unchecked(b) };
         Some(s)
@@ -161,38 +161,21 @@ pub(crate) fn ascii(b: &[u8]) -> Option<&str> {
     }
 }
 
-/// True if `len` (at most 16) bytes from `start` are ASCII, checked with one 16-byte load;
-/// false if not, or if fewer than 16 bytes can be read from `start` (the caller then uses
-/// the general check).
+/// The first `len` bytes of `w` as `&str` if `len` is at most 16 and they are all ASCII.
 ///
-/// Names, qualities and short values are nearly always ASCII and at most 16 bytes: one load,
-/// one AND and one trailing-zero count instead of a loop.
+/// Names, qualities and short values are nearly always ASCII and at most 16 bytes: one
+/// 16-byte load, one AND and one trailing-zero count instead of a loop.
 #[inline(always)]
-pub(crate) fn short_ascii_ok(buf: &[u8], start: usize, len: usize) -> bool {
-    if len > 16 {
-        return false;
-    }
-    let Some(w) = buf.get(start..start.wrapping_add(16)) else {
-        return false;
-    };
-    let mut a = [0u8; 16];
-    a.copy_from_slice(w);
-    // Little-endian: byte i of the string is bits 8i..8i+7; its high bit is bit 8i+7. The
-    // lowest set high bit belongs to the first non-ASCII byte (128 trailing zeros: none).
-    let high = u128::from_le_bytes(a) & 0x8080_8080_8080_8080_8080_8080_8080_8080;
-    (high.trailing_zeros() as usize >> 3) >= len
-}
-
-/// `buf[start..start + len]` as `&str` if [`short_ascii_ok`] holds; `None` otherwise (not
-/// ASCII, longer than 16 bytes, or fewer than 16 bytes readable from `start`).
-#[inline(always)]
-pub(crate) fn short_ascii(buf: &[u8], start: usize, len: usize) -> Option<&str> {
-    if !short_ascii_ok(buf, start, len) {
+pub(crate) fn ascii_prefix(w: &[u8; 16], len: usize) -> Option<&str> {
+    // Little-endian: byte i is bits 8i..8i+7 and its high bit is bit 8i+7, so the lowest
+    // set high bit belongs to the first non-ASCII byte (128 trailing zeros: there is none).
+    let high = u128::from_le_bytes(*w) & 0x8080_8080_8080_8080_8080_8080_8080_8080;
+    if (high.trailing_zeros() as usize >> 3) < len {
         return None;
     }
-    let b = buf.get(start..start + len)?;
-    // SAFETY: `short_ascii_ok` checked that every one of these `len` bytes is below 0x80,
-    // and a sequence of ASCII bytes is valid UTF-8 (the same argument as `ascii`).
+    let b = w.get(..len)?;
+    // SAFETY: every one of these `len` bytes is below 0x80 (checked just above), and a
+    // sequence of ASCII bytes is valid UTF-8 (the same argument as in `ascii`).
     #[allow(unsafe_code)]
     let s = unsafe { std::str::from_utf8_unchecked(b) };
     Some(s)
@@ -319,33 +302,29 @@ mod tests {
     }
 
     #[test]
-    fn short_ascii_check_is_exact() {
+    fn ascii_prefix_is_exact() {
         // Every length up to 16 with a non-ASCII byte at every position, inside and past
-        // the string, and at several offsets in the buffer.
+        // the string.
         for len in 0..=16usize {
-            for bad in 0..=20usize {
-                for offset in 0..3usize {
-                    let mut buf = vec![b'a'; offset + 24];
-                    if bad < 24 {
-                        buf[offset + bad] = 0xC3;
-                    }
-                    let s = &buf[offset..offset + len];
-                    let want = s.is_ascii();
-                    assert_eq!(
-                        short_ascii_ok(&buf, offset, len),
-                        want,
-                        "{len} {bad} {offset}"
-                    );
-                    let got = short_ascii(&buf, offset, len);
-                    assert_eq!(got.map(str::as_bytes), want.then_some(s));
+            for bad in 0..=16usize {
+                let mut w = [b'a'; 16];
+                if bad < 16 {
+                    w[bad] = 0xC3;
                 }
+                let s = &w[..len];
+                let want = s.is_ascii().then_some(s);
+                assert_eq!(
+                    ascii_prefix(&w, len).map(str::as_bytes),
+                    want,
+                    "{len} {bad}"
+                );
             }
         }
-        // Too long, or fewer than 16 readable bytes: not decided here.
-        assert!(!short_ascii_ok(&[b'a'; 40], 0, 17));
-        assert!(!short_ascii_ok(&[b'a'; 15], 0, 3));
-        assert!(!short_ascii_ok(&[b'a'; 20], 5, 3));
-        assert!(short_ascii_ok(&[b'a'; 20], 4, 3));
-        assert!(!short_ascii_ok(&[b'a'; 20], usize::MAX, 3));
+        assert_eq!(
+            ascii_prefix(&[0x7F; 16], 16),
+            Some("\x7F".repeat(16).as_str())
+        );
+        assert_eq!(ascii_prefix(&[b'a'; 16], 17), None);
+        assert_eq!(ascii_prefix(&[0x80; 16], 0), Some(""));
     }
 }

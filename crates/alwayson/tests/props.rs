@@ -282,16 +282,140 @@ fn decoders_agree(bytes: &[u8], l: &Limits) -> Result<(), TestCaseError> {
         }
     }
     let t_owned = InfoTable::decode(bytes, l);
-    let t_view = view::decode_infotable(bytes, l).map(|t| t.to_owned());
-    prop_assert_eq!(t_view, t_owned);
+    let t_view = view::decode_infotable(bytes, l);
+    prop_assert_eq!(
+        t_view.as_ref().map(|t| t.to_owned()),
+        t_owned.as_ref().cloned()
+    );
+    if let (Ok(v), Ok(t)) = (&t_view, &t_owned) {
+        lazy_agrees(v, t)?;
+    }
     let p_owned = Primitive::decode(bytes, l);
     let p_view = view::PrimitiveRef::decode(bytes, l).map(|p| p.to_owned());
     prop_assert_eq!(p_view, p_owned);
     Ok(())
 }
 
+/// Every lazy accessor of a table view agrees with the owned table, nested tables included.
+fn lazy_agrees(v: &view::InfoTableView<'_>, t: &InfoTable) -> Result<(), TestCaseError> {
+    let fields: Vec<FieldDef> = v.fields().map(|f| f.to_owned()).collect();
+    prop_assert_eq!(&fields, &t.shape.fields);
+    prop_assert_eq!(v.fields().len(), t.shape.fields.len());
+    prop_assert_eq!(v.field_count(), t.shape.fields.len());
+    prop_assert_eq!(v.row_count(), t.rows.len());
+    prop_assert_eq!(v.rows().len(), t.rows.len());
+    for f in &t.shape.fields {
+        prop_assert_eq!(v.index_of(&f.name), t.shape.index_of(&f.name));
+        for row in 0..=t.rows.len() {
+            let lazy = v.get(row, &f.name).map(|p| p.to_owned());
+            prop_assert_eq!(lazy.as_ref(), t.get(row, &f.name));
+        }
+        let aspects = v.fields().find(|g| g.name == f.name).map(|g| {
+            g.aspects
+                .iter()
+                .map(|(n, p)| ((*n).to_owned(), p.to_owned()))
+                .collect::<Vec<_>>()
+        });
+        prop_assert_eq!(aspects.as_ref(), t.shape.field(&f.name).map(|g| &g.aspects));
+    }
+    prop_assert_eq!(v.index_of("\u{0}no such field"), None);
+    let built = v.to_cells();
+    prop_assert_eq!(built.row_count(), t.rows.len());
+    for (i, (lazy, owned)) in v.rows().zip(&t.rows).enumerate() {
+        prop_assert_eq!(lazy.len(), owned.len());
+        prop_assert_eq!(lazy.is_empty(), owned.is_empty());
+        let cells: Vec<Primitive> = lazy.iter().map(|p| p.to_owned()).collect();
+        prop_assert_eq!(&cells, owned);
+        let by_index: Vec<Primitive> = (0..owned.len())
+            .map(|j| lazy.get(j).unwrap().to_owned())
+            .collect();
+        prop_assert_eq!(&by_index, owned);
+        prop_assert!(lazy.get(owned.len()).is_none());
+        let random = v.row(i).unwrap();
+        prop_assert_eq!(
+            random.iter().map(|p| p.to_owned()).collect::<Vec<_>>(),
+            cells
+        );
+        let slice: Vec<Primitive> = built.row(i).unwrap().iter().map(|p| p.to_owned()).collect();
+        prop_assert_eq!(&slice, owned);
+        for (cell, owned) in lazy.iter().zip(owned) {
+            if let (view::PrimitiveRef::InfoTable(inner), Primitive::InfoTable(o)) = (&cell, owned)
+            {
+                lazy_agrees(inner, o)?;
+            }
+            if let (view::PrimitiveRef::Variant(inner), Primitive::Variant(o)) = (&cell, owned) {
+                prop_assert_eq!(&inner.get().to_owned(), &**o);
+            }
+        }
+    }
+    prop_assert!(v.row(t.rows.len()).is_none());
+    let flat: Vec<Primitive> = v.cells().map(|p| p.to_owned()).collect();
+    let owned_flat: Vec<Primitive> = t.rows.iter().flatten().cloned().collect();
+    prop_assert_eq!(&flat, &owned_flat);
+    let built_flat: Vec<Primitive> = built.cells().iter().map(|p| p.to_owned()).collect();
+    prop_assert_eq!(&built_flat, &owned_flat);
+    let pv = v.property_values().map(|p| {
+        p.iter()
+            .map(view::PropertyValueRef::to_owned)
+            .collect::<Vec<_>>()
+    });
+    prop_assert_eq!(pv, t.property_values());
+    prop_assert_eq!(v, &v.clone());
+    let shown = format!("{v:?}");
+    prop_assert!(shown.contains("InfoTableView"));
+    // The kept wire bytes decode to the same table.
+    let again = view::decode_infotable(v.as_bytes(), &Limits::default()).unwrap();
+    prop_assert_eq!(&again, v);
+    Ok(())
+}
+
+fn property_value() -> impl Strategy<Value = alwayson::PropertyValue> {
+    (text(), primitive(), any::<i64>(), text()).prop_map(|(name, value, time, quality)| {
+        alwayson::PropertyValue {
+            name,
+            value,
+            time,
+            quality,
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn view_tables_read_lazily_like_owned(t in table()) {
+        let mut bytes = Vec::new();
+        t.encode_vec(&mut bytes).unwrap();
+        let v = view::decode_infotable(&bytes, &Limits::default()).unwrap();
+        lazy_agrees(&v, &t)?;
+    }
+
+    #[test]
+    fn view_reads_property_pushes_like_owned(
+        values in proptest::collection::vec(property_value(), 0..6),
+        ems_order in any::<bool>(),
+    ) {
+        let mut t = InfoTable::property_push(&values);
+        if ems_order {
+            // EMS/LSR order: value, time, name, quality.
+            let Some(Primitive::InfoTable(inner)) = t.rows[0].get_mut(0) else {
+                panic!("push has a nested table");
+            };
+            let order = [1usize, 2, 0, 3];
+            inner.shape.fields = order.iter().map(|&i| inner.shape.fields[i].clone()).collect();
+            for row in &mut inner.rows {
+                *row = order.iter().map(|&i| row[i].clone()).collect();
+            }
+        }
+        let mut bytes = Vec::new();
+        t.encode_vec(&mut bytes).unwrap();
+        let v = view::decode_infotable(&bytes, &Limits::default()).unwrap();
+        let got: Vec<alwayson::PropertyValue> =
+            v.property_values().unwrap().iter().map(view::PropertyValueRef::to_owned).collect();
+        prop_assert_eq!(&got, &t.property_values().unwrap());
+        lazy_agrees(&v, &t)?;
+    }
 
     #[test]
     fn view_decodes_every_message_like_owned(m in message()) {

@@ -4,7 +4,7 @@
 
 use alwayson::{
     BaseType, Characteristic, Code, EntityType, FieldDef, InfoTable, Message, Primitive,
-    PropertyValue, RequestBody,
+    PropertyValue, RequestBody, view,
 };
 
 /// A property push of 5 values, as an edge sends every scan.
@@ -104,4 +104,37 @@ pub fn number_table() -> Message {
         session_id: 1,
     };
     Message::response(&req, Code::SUCCESS, Some(t))
+}
+
+/// Reads every cell of the message's table (nested tables included), as a consumer does:
+/// each value is matched and used (folded into a checksum).
+pub fn walk(v: &view::MessageView<'_>) -> u64 {
+    let table = match &v.body {
+        view::BodyView::Request(r) => r.params.as_ref(),
+        view::BodyView::Response(r) => r.content.as_ref(),
+        _ => None,
+    };
+    table.map_or(0, walk_table)
+}
+
+/// Reads every cell of a table, nested tables included.
+pub fn walk_table(t: &view::InfoTableView<'_>) -> u64 {
+    use view::PrimitiveRef as P;
+    let mut acc = 0u64;
+    for cell in t.cells() {
+        let x = match cell {
+            P::String(s) | P::Text(_, s) => s.len() as u64,
+            P::Number(f) => f.to_bits(),
+            P::Boolean(b) => u64::from(b),
+            P::DateTime(v) | P::Long(v) => v as u64,
+            P::Integer(i) => i as u64,
+            P::InfoTable(inner) => walk_table(&inner),
+            P::Variant(v) => v.get().as_f64().map_or(1, f64::to_bits),
+            P::Location(l) => l.get().latitude.to_bits(),
+            P::Image(b) | P::Blob(b) => b.len() as u64,
+            P::Nothing => 1,
+        };
+        acc = acc.rotate_left(5) ^ x;
+    }
+    acc
 }
