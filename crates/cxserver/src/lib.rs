@@ -24,6 +24,7 @@ mod secret;
 mod server;
 mod session;
 mod tunnel;
+mod tunnel_url;
 
 pub use config::{
     Config, ConfigError, DEFAULT_AUTH_REQUEST_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EdgeSettings,

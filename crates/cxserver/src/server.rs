@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) upstream_tls: Arc<ClientConfig>,
     pub(crate) tunnels: Arc<Semaphore>,
+    /// `host:port` of the edge listener when it is bound to a specific
+    /// address: `StartTunnel` URLs are pointed there (see `tunnel_url`).
+    pub(crate) tunnel_origin: std::sync::OnceLock<String>,
 }
 
 impl Shared {
@@ -91,6 +94,7 @@ impl CxServer {
             hub,
             upstream_tls: tls.upstream,
             tunnels,
+            tunnel_origin: std::sync::OnceLock::new(),
         });
         // Edges do not resume TLS sessions: issuing TLS 1.3 tickets would only cost CPU and
         // cache memory per connection.
@@ -127,6 +131,15 @@ impl CxServer {
             link_rx,
         } = self;
         let grace = shared.config.shutdown_grace;
+        match listeners.edge.local_addr() {
+            Ok(addr) if !addr.ip().is_unspecified() => {
+                let _ = shared.tunnel_origin.set(addr.to_string());
+            }
+            _ => warn!(
+                "edge listener on an unspecified address: StartTunnel URLs are not rewritten, \
+                 edges attach tunnels to the platform's own URL"
+            ),
+        }
         let background = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (idx, rx) in link_rx.into_iter().enumerate() {

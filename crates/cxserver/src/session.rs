@@ -325,6 +325,18 @@ impl EdgeTask {
 
     /// Handles one frame from the platform for this edge.
     async fn on_platform_frame(&mut self, frame: Bytes) -> Result<(), End> {
+        let frame = match self
+            .shared
+            .tunnel_origin
+            .get()
+            .and_then(|origin| crate::tunnel_url::rewrite_start_tunnel(&frame, origin))
+        {
+            Some(rewritten) => {
+                debug!("StartTunnel: server_url pointed at this connection server");
+                rewritten
+            }
+            None => frame,
+        };
         let Ok(header) = Header::peek(&frame) else {
             return Ok(());
         };
