@@ -1,6 +1,8 @@
 //! The entity store's tests, run on every backend: SQLite (a temp file) and
-//! PostgreSQL (a fresh schema on the server in `TETHER_TEST_DATABASE_URL`;
-//! skipped with a message when unset, failed when `TETHER_REQUIRE_POSTGRES=1`).
+//! PostgreSQL (a fresh database on the server in `TETHER_TEST_DATABASE_URL`;
+//! skipped with a message when unset, failed when `TETHER_REQUIRE_POSTGRES=1`),
+//! plus one whole platform flow (REST, management API, an AlwaysOn edge,
+//! restart) over each backend.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +13,7 @@ use platform::model::{
 };
 use platform::store::{AuditFilter, Store, StoreError};
 use support::db::{Kind, TestDb};
+use support::platform::{ADMIN, ADMIN_PASSWORD};
 
 /// One `#[tokio::test]` per backend for each shared test function.
 macro_rules! on_every_backend {
@@ -46,6 +49,7 @@ on_every_backend!(
     audit_filters,
     text_round_trips_exactly,
     concurrent_writers,
+    platform_flow_over_rest_and_an_edge,
 );
 
 fn thing(name: &str, identifier: Option<&str>) -> NewThing {
@@ -641,4 +645,180 @@ async fn unreachable_postgres_is_a_clear_error_not_a_hang() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "fails fast"
     );
+}
+
+/// The platform over this backend, through its public interfaces: things
+/// and properties over REST, an AlwaysOn edge binding and pushing, audit
+/// filters, app-key expiry, and a restart that keeps it all.
+async fn platform_flow_over_rest_and_an_edge(db: &TestDb) {
+    use alwayson::{Code, InfoTable, Primitive};
+    use serde_json::{Value, json};
+
+    const T: std::time::Duration = std::time::Duration::from_secs(5);
+    let p = support::platform::spawn(db, |_| {}).await;
+    let http = p.http();
+    let admin = |r: reqwest::RequestBuilder| r.basic_auth(ADMIN, Some(ADMIN_PASSWORD));
+
+    let r = admin(http.post(p.url("/api/v1/things")))
+        .json(&json!({"name": "Pump9", "identifier": "SN9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = admin(http.post(p.url("/api/v1/things")))
+        .json(&json!({"name": "Pump9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a duplicate thing is a conflict");
+
+    // a disconnected thing stores what is written
+    let r = http
+        .put(p.url("/Thingworx/Things/Pump9/Properties/Speed"))
+        .header("appKey", &p.app_key)
+        .json(&json!({"Speed": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .put(p.url("/Thingworx/Things/Pump9/Properties/*"))
+        .header("appKey", &p.app_key)
+        .json(&json!({"Mode": "auto", "On": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = http
+        .get(p.url("/Thingworx/Things/Pump9/Properties"))
+        .header("appKey", &p.app_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0]["Speed"], json!(7.0));
+    assert_eq!(v["rows"][0]["Mode"], json!("auto"));
+    assert_eq!(v["rows"][0]["On"], json!(true));
+    assert!(v["rows"][0].get("*").is_none());
+
+    // an edge binds: reads go to it, its pushes are stored
+    let e = test_support::TestEdge::connect_auth(&p.ws_url, p.client_tls.clone(), &p.app_key)
+        .await
+        .unwrap();
+    e.set_handler(|code, req| match (code, req.target.as_str()) {
+        (Code::GET, "Temp") => (
+            Code::SUCCESS,
+            Some(InfoTable::single_row([("Temp", Primitive::Number(22.5))])),
+        ),
+        _ => (Code::NOT_FOUND, None),
+    });
+    assert_eq!(e.bind(&["Pump9"]).await.unwrap().header.code, Code::SUCCESS);
+    assert!(
+        p.platform
+            .store()
+            .thing("Pump9")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_connected
+    );
+    let v: Value = http
+        .get(p.url("/Thingworx/Things/Pump9/Properties/Temp"))
+        .header("appKey", &p.app_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0]["Temp"], json!(22.5));
+    e.push_properties(
+        "Pump9",
+        &[alwayson::PropertyValue {
+            name: "Temp".into(),
+            value: Primitive::Number(19.0),
+            time: 7,
+            quality: "GOOD".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    e.close().await.unwrap();
+    assert!(
+        test_support::wait_for(T, || async {
+            p.platform.registry().binding("Pump9").is_none()
+        })
+        .await
+    );
+    let v: Value = http
+        .get(p.url("/Thingworx/Things/Pump9/Properties/Temp"))
+        .header("appKey", &p.app_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0]["Temp"], json!(19.0));
+
+    // audit filters and an app-key expiry change
+    let log: Value = admin(http.get(p.url("/api/v1/audit?kind=admin.*&q=pump9")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["kind"], "admin.thing.add");
+    let r = admin(http.post(p.url("/api/v1/appkeys")))
+        .json(&json!({"name": "script"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let until = platform::model::now_ms() + 3_600_000;
+    let k: Value = admin(http.patch(p.url("/api/v1/appkeys/script")))
+        .json(&json!({"expires_at": until}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(k["expires_at"], json!(until));
+    let platform = p.platform.clone();
+    p.shutdown().await;
+    platform.store().close().await;
+
+    // a restart on the same database keeps it all
+    let p = support::platform::spawn(db, |_| {}).await;
+    let t = p
+        .platform
+        .store()
+        .thing_by_identifier("SN9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.name, "Pump9");
+    assert!(!t.is_connected, "no socket survives a restart");
+    assert!(t.last_connection.is_some());
+    let names: Vec<String> = p
+        .platform
+        .store()
+        .properties("Pump9")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["Mode", "On", "Speed", "Temp"]);
+    let keys = p.platform.store().list_app_keys().await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "script" && k.expires_at == Some(until))
+    );
+    p.shutdown().await;
 }

@@ -1,6 +1,6 @@
 //! The JSON management API under `/api/v1/`: login, users, app keys,
-//! things and remote interfaces, audit. Administrators manage; every role
-//! may read things.
+//! things and remote interfaces, audit, remote-access session history.
+//! Administrators manage; every role may read things.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,9 +14,10 @@ use super::auth::{Caller, cookie};
 use super::session::COOKIE;
 use super::{AppError, parse_json};
 use crate::admin::hash_password_blocking;
-use crate::model::{Cidr, NewAppKey, NewThing, RemoteInterface, Role};
+use crate::model::{Cidr, NewAppKey, NewThing, RemoteInterface, Role, now_ms};
 use crate::secret;
 use crate::state::Platform;
+use crate::store::AuditFilter;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,6 +286,54 @@ pub(crate) async fn revoke_app_key(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `PATCH /api/v1/appkeys/{name}`: body `{"expires_at": <ms since the
+/// epoch> | null}`; answers the key as listed.
+pub(crate) async fn update_app_key(
+    State(platform): State<Platform>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    caller.require_admin()?;
+    let v: serde_json::Value = parse_json(&body)?;
+    let expires_at = parse_expiry(&v, now_ms())?;
+    let key = platform
+        .shared
+        .store
+        .set_app_key_expiry(&name, expires_at)
+        .await?;
+    let detail = match expires_at {
+        Some(t) => format!("expires_at={t}"),
+        None => "expires_at=never".to_owned(),
+    };
+    platform
+        .audit("appkey.updated", &caller.0.label(), &name, &detail, "")
+        .await;
+    Ok(Json(key).into_response())
+}
+
+/// The `expires_at` of an app-key update: an integer in the future, or null.
+fn parse_expiry(v: &serde_json::Value, now: i64) -> Result<Option<i64>, AppError> {
+    let bad = |m: &str| Err(AppError::BadRequest(m.to_owned()));
+    let Some(obj) = v.as_object() else {
+        return bad("expected a JSON object {\"expires_at\": <ms since the epoch> | null}");
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "expires_at") {
+        return Err(AppError::BadRequest(format!(
+            "unknown field `{k}`; only `expires_at` can be changed"
+        )));
+    }
+    match obj.get("expires_at") {
+        None => bad("`expires_at` is required (ms since the epoch, or null for never)"),
+        Some(serde_json::Value::Null) => Ok(None),
+        Some(t) => match t.as_i64() {
+            Some(t) if t <= now => bad("`expires_at` is in the past"),
+            Some(t) => Ok(Some(t)),
+            None => bad("`expires_at` must be an integer (ms since the epoch) or null"),
+        },
+    }
+}
+
 /// `DELETE /api/v1/appkeys/{name}`
 pub(crate) async fn delete_app_key(
     State(platform): State<Platform>,
@@ -436,18 +485,162 @@ pub(crate) async fn delete_interface(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
-pub(crate) struct AuditQuery {
-    limit: Option<i64>,
+/// Default and largest `limit` of `GET /api/v1/audit`.
+const AUDIT_DEFAULT_LIMIT: i64 = 100;
+const AUDIT_MAX_LIMIT: i64 = 10_000;
+/// Default and largest `limit` of `GET /api/v1/sessions/history`.
+const HISTORY_DEFAULT_LIMIT: i64 = 50;
+const HISTORY_MAX_LIMIT: i64 = 1000;
+/// Longest accepted text parameter.
+const MAX_PARAM_LEN: usize = 256;
+
+/// Query parameters, checked one by one: every error names its parameter.
+struct Params(std::collections::HashMap<String, String>);
+
+impl Params {
+    fn new(raw: Vec<(String, String)>, known: &[&str]) -> Result<Params, AppError> {
+        let mut map = std::collections::HashMap::new();
+        for (k, v) in raw {
+            if !known.contains(&k.as_str()) {
+                return Err(AppError::BadRequest(format!(
+                    "unknown parameter `{k}` (known: {})",
+                    known.join(", ")
+                )));
+            }
+            if v.len() > MAX_PARAM_LEN {
+                return Err(AppError::BadRequest(format!(
+                    "parameter `{k}` is longer than {MAX_PARAM_LEN} bytes"
+                )));
+            }
+            if map.insert(k.clone(), v).is_some() {
+                return Err(AppError::BadRequest(format!("parameter `{k}` given twice")));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    /// A non-empty text value.
+    fn text(&self, key: &str) -> Result<Option<String>, AppError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => {
+                Err(AppError::BadRequest(format!("parameter `{key}` is empty")))
+            }
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, AppError> {
+        let Some(v) = self.0.get(key) else {
+            return Ok(None);
+        };
+        match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(AppError::BadRequest(format!(
+                "parameter `{key}`: `{v}` is not an integer in {min}..={max}"
+            ))),
+        }
+    }
 }
 
-/// `GET /api/v1/audit?limit=N`
+/// `GET /api/v1/audit?limit=&offset=&kind=&actor=&subject=&since=&until=&q=`
+/// (administrators): newest first. `kind` ending in `*` is a prefix; `since`
+/// (inclusive) and `until` (exclusive) are ms since the epoch; `q` is a
+/// substring of kind, actor, subject or detail.
 pub(crate) async fn audit(
     State(platform): State<Platform>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    Query(raw): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     caller.require_admin()?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    Ok(Json(platform.shared.store.audit_log(limit).await?).into_response())
+    let p = Params::new(
+        raw,
+        &[
+            "limit", "offset", "kind", "actor", "subject", "since", "until", "q",
+        ],
+    )?;
+    let mut f = AuditFilter::newest(
+        p.int("limit", 1, AUDIT_MAX_LIMIT)?
+            .unwrap_or(AUDIT_DEFAULT_LIMIT),
+    );
+    f.offset = p.int("offset", 0, i64::MAX)?.unwrap_or(0);
+    if let Some(kind) = p.text("kind")? {
+        match kind.strip_suffix('*') {
+            Some(prefix) if !prefix.contains('*') => f.kind_prefix = Some(prefix.to_owned()),
+            None if !kind.contains('*') => f.kind = Some(kind),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "parameter `kind`: `*` is allowed only at the end (a prefix)".into(),
+                ));
+            }
+        }
+    }
+    f.actor = p.text("actor")?;
+    f.subject = p.text("subject")?;
+    f.since = p.int("since", 0, i64::MAX)?;
+    f.until = p.int("until", 0, i64::MAX)?;
+    if let (Some(s), Some(u)) = (f.since, f.until)
+        && s > u
+    {
+        return Err(AppError::BadRequest(
+            "parameter `until` is before `since`".into(),
+        ));
+    }
+    f.text = p.text("q")?;
+    Ok(Json(platform.shared.store.audit_query(&f).await?).into_response())
+}
+
+/// `GET /api/v1/sessions/history?limit=&thing=&user=`: ended remote-access
+/// sessions, newest first, from the audit log's `session.ended` entries
+/// (each the JSON of a `broker::SessionRecord`). Operators see their own,
+/// administrators everyone's (or `user`'s); viewers none.
+pub(crate) async fn session_history(
+    State(platform): State<Platform>,
+    caller: Caller,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    caller.require_operator()?;
+    let p = Params::new(raw, &["limit", "thing", "user"])?;
+    let limit = p
+        .int("limit", 1, HISTORY_MAX_LIMIT)?
+        .unwrap_or(HISTORY_DEFAULT_LIMIT);
+    let thing = p.text("thing")?;
+    let user = p.text("user")?;
+    let user = if caller.0.role.may_administer() {
+        user
+    } else {
+        match user {
+            Some(u) if u != caller.0.user => {
+                return Err(AppError::Forbidden(format!(
+                    "role {} sees only its own sessions",
+                    caller.0.role
+                )));
+            }
+            _ => Some(caller.0.user.clone()),
+        }
+    };
+    let mut f = AuditFilter::newest(limit);
+    f.kind = Some("session.ended".into());
+    f.actor = user;
+    // the subject is `thing/interface`; thing names have no `/`
+    f.subject_prefix = thing.as_ref().map(|t| format!("{t}/"));
+    let entries = platform.shared.store.audit_query(&f).await?;
+    let records: Vec<serde_json::Value> = entries
+        .iter()
+        .filter_map(
+            |e| match serde_json::from_str::<serde_json::Value>(&e.detail) {
+                Ok(v) if v.is_object() => Some(v),
+                _ => {
+                    tracing::warn!(
+                        id = e.id,
+                        "session.ended audit entry without a session record"
+                    );
+                    None
+                }
+            },
+        )
+        .filter(|v| thing.as_ref().is_none_or(|t| v["thing"] == t.as_str()))
+        .collect();
+    Ok(Json(records).into_response())
 }

@@ -61,7 +61,7 @@ pub fn router(platform: Platform) -> Router {
         )
         .route(
             "/api/v1/appkeys/{name}",
-            axum::routing::delete(api::delete_app_key),
+            axum::routing::patch(api::update_app_key).delete(api::delete_app_key),
         )
         .route("/api/v1/appkeys/{name}/revoke", post(api::revoke_app_key))
         .route(
@@ -81,6 +81,7 @@ pub fn router(platform: Platform) -> Router {
             axum::routing::delete(api::delete_interface),
         )
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/sessions/history", get(api::session_history))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(no_route)

@@ -107,7 +107,9 @@ pub(crate) async fn get_property(
 }
 
 /// `PUT /Thingworx/Things/{name}/Properties/{prop}`: body `{"prop": value}`,
-/// a bare value, or a JSON InfoTable.
+/// a bare value, or a JSON InfoTable. `{prop}` = `*` writes every property
+/// in the body (an object of values or an InfoTable), as
+/// `PUT …/Properties` does.
 pub(crate) async fn put_property(
     State(platform): State<Platform>,
     caller: Caller,
@@ -116,6 +118,9 @@ pub(crate) async fn put_property(
 ) -> Result<Response, AppError> {
     caller.require_operator()?;
     let v = body_json(&body)?;
+    if prop == "*" {
+        return write_properties(&platform, &name, "*", v).await;
+    }
     let v = match v {
         Value::Object(ref m) if m.contains_key(&prop) || crate::convert::is_infotable_json(&v) => v,
         Value::Null => {
@@ -171,6 +176,17 @@ async fn write_properties(
                 .map(|(k, v)| (k.clone(), infer_primitive(v, prefer(k), limits))),
         )
     };
+    if let Some(f) = table
+        .shape
+        .fields
+        .iter()
+        .find(|f| f.name.is_empty() || f.name == "*")
+    {
+        return Err(AppError::BadRequest(format!(
+            "`{}` is not a property name",
+            f.name
+        )));
+    }
     if is_connected(platform, name) {
         let a = platform
             .request(
