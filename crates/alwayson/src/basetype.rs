@@ -17,7 +17,7 @@ macro_rules! base_types {
             pub const ALL: &'static [BaseType] = &[$(BaseType::$variant,)*];
 
             /// The wire code (NOTHING is 0xFF, i.e. -1).
-            pub fn code(self) -> u8 {
+            pub const fn code(self) -> u8 {
                 match self { $(BaseType::$variant => $code,)* }
             }
 

@@ -697,6 +697,16 @@ impl<'a> InfoTableView<'a> {
         let start = r.position();
         let mut field_count = 0usize;
         loop {
+            // The common field (short ASCII name and description, no aspects) is checked
+            // straight on the slice; anything else goes through the reader from the field's
+            // start, which gives the exact result or error.
+            if field_count < limits.max_fields {
+                if let Some(next) = field_fast(r.buf(), r.position(), limits.max_string) {
+                    r.seek(next);
+                    field_count += 1;
+                    continue;
+                }
+            }
             match r.u8("field marker")? {
                 0 => break,
                 1 => {}
@@ -923,6 +933,43 @@ fn window(buf: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
 fn window_str(w: &[u8; WINDOW], at: usize) -> Option<&str> {
     let text: &[u8; 16] = w.get(at + 1..at + 17)?.try_into().ok()?;
     crate::wire::ascii_prefix(text, usize::from(w[at]))
+}
+
+/// Base type codes with a wire form ([`BaseType::from_code`] succeeds).
+const KNOWN_TYPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < BaseType::ALL.len() {
+        t[BaseType::ALL[i].code() as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Checks the field definition at `pos` (marker 1, name, description, type, aspect count)
+/// when name and description are ASCII of at most 16 bytes (and at most `max_string`), the
+/// type is known and there are no aspects; returns the position after it. `None` otherwise:
+/// the caller then reads the field with the general reader.
+#[inline]
+fn field_fast(buf: &[u8], pos: usize, max_string: usize) -> Option<usize> {
+    let w = window(buf, pos)?;
+    if w[0] != 1 {
+        return None;
+    }
+    let name = window_str(w, 1)?;
+    let at = pos + 2 + name.len();
+    let w = window(buf, at)?;
+    // Description length byte at 0; then type and aspect count (3 bytes).
+    let description = if w[0] == 0 { "" } else { window_str(w, 0)? };
+    if name.len() > max_string || description.len() > max_string {
+        return None;
+    }
+    let d = 1 + description.len();
+    let [t, hi, lo] = *w.get(d..d + 3)?.first_chunk::<3>()?;
+    if !KNOWN_TYPE[usize::from(t)] || hi != 0 || lo != 0 {
+        return None;
+    }
+    Some(at + d + 3)
 }
 
 /// Checks the cell (type byte and value) at `pos` and returns the position after it, for the
@@ -1306,6 +1353,14 @@ impl<'a> Iterator for CellIter<'a> {
         let (cell, next) = cell_trusted(self.buf, self.pos);
         self.pos = next;
         Some(cell)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.rows_left == 0 {
+            (self.left, Some(self.left))
+        } else {
+            (self.left, None)
+        }
     }
 }
 
