@@ -282,3 +282,210 @@ async fn tungstenite_client_without_extension() {
     let s = served(task).await;
     assert_eq!(s.params, None);
 }
+
+/// A real property push (LSR via EMS, spec/alwayson-captures.txt): POST
+/// `Things/LsrThing/Services/UpdateSubscribedPropertyValues` with one value.
+const PUSH: &str = "0103000000070000000000c0ffee000a084c73725468696e67021e5570646174655375627363726962656450726f706572747956616c7565730005010676616c756573000500000001000105010576616c756500120000010474696d650003000001046e616d650000000001077175616c69747900000000000100041201403600000000000003000001a1fcae2690000b54656d70657261747572650004474f4f440000";
+
+/// `n` pushes as an edge sends them: request id, value and time change.
+fn push_stream(n: usize) -> Vec<Vec<u8>> {
+    let base: Vec<u8> = (0..PUSH.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&PUSH[i..i + 2], 16).unwrap())
+        .collect();
+    let find = |needle: &[u8]| {
+        base.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    };
+    let value_at = find(&22.0f64.to_be_bytes());
+    let time_at = find(&0x0000_01a1_fcae_2690u64.to_be_bytes());
+    (0..n)
+        .map(|i| {
+            let mut m = base.clone();
+            m[2..6].copy_from_slice(&(7 + i as u32).to_be_bytes());
+            let v = 20.0 + (i % 97) as f64 * 0.1;
+            m[value_at..value_at + 8].copy_from_slice(&v.to_be_bytes());
+            let t = 0x0000_01a1_fcae_2690u64 + i as u64 * 1000;
+            m[time_at..time_at + 8].copy_from_slice(&t.to_be_bytes());
+            m
+        })
+        .collect()
+}
+
+/// Client frames (masked), compressed with one context kept (as the C SDK
+/// does) or reset per message, or plain.
+fn client_wire(msgs: &[Vec<u8>], mode: Option<bool>) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::new(6), false);
+    let mut wire = Vec::new();
+    for m in msgs {
+        let (rsv1, payload) = match mode {
+            None => (false, m.clone()),
+            Some(takeover) => {
+                let mut z = Vec::with_capacity(m.len() + 64);
+                c.compress_vec(m, &mut z, FlushCompress::Sync).unwrap();
+                z.truncate(z.len() - 4);
+                if !takeover {
+                    c.reset();
+                }
+                (true, z)
+            }
+        };
+        wire.push(if rsv1 { 0xc2 } else { 0x82 });
+        if payload.len() < 126 {
+            wire.push(0x80 | payload.len() as u8);
+        } else {
+            wire.push(0x80 | 126);
+            wire.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        wire.extend_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+        wire.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [0x12, 0x34, 0x56, 0x78][i & 3]),
+        );
+    }
+    wire
+}
+
+/// Server reading `msgs` from `wire` through tungstenite, with or without
+/// the layer: messages per second.
+async fn receive_rate(wire: Vec<u8>, layer: bool, params: Option<DeflateParams>, n: usize) -> f64 {
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    let writer = tokio::spawn(async move {
+        client.write_all(&wire).await.unwrap();
+        client
+    });
+    let cfg = WsConfig::small();
+    let start = std::time::Instant::now();
+    let mut got = 0;
+    if layer {
+        let layer =
+            net::ws::DeflateStream::established(server, params, DeflateConfig::for_ws(&cfg));
+        let mut ws =
+            WebSocketStream::from_raw_socket(layer, Role::Server, Some(cfg.to_tungstenite())).await;
+        while got < n {
+            ws.next().await.unwrap().unwrap();
+            got += 1;
+        }
+    } else {
+        let mut ws =
+            WebSocketStream::from_raw_socket(server, Role::Server, Some(cfg.to_tungstenite()))
+                .await;
+        while got < n {
+            ws.next().await.unwrap().unwrap();
+            got += 1;
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(writer.await.unwrap());
+    rate
+}
+
+/// Server sending `msgs` through tungstenite (with or without the layer):
+/// (messages per second, bytes on the wire).
+async fn send_rate(msgs: &[Vec<u8>], layer: bool, params: Option<DeflateParams>) -> (f64, u64) {
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    let reader = tokio::spawn(async move {
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = client.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return total;
+            }
+            total += n as u64;
+        }
+    });
+    let cfg = WsConfig::small();
+    let start = std::time::Instant::now();
+    let elapsed;
+    if layer {
+        let layer =
+            net::ws::DeflateStream::established(server, params, DeflateConfig::for_ws(&cfg));
+        let mut ws =
+            WebSocketStream::from_raw_socket(layer, Role::Server, Some(cfg.to_tungstenite())).await;
+        for m in msgs {
+            ws.send(Message::Binary(m.clone().into())).await.unwrap();
+        }
+        elapsed = start.elapsed();
+    } else {
+        let mut ws =
+            WebSocketStream::from_raw_socket(server, Role::Server, Some(cfg.to_tungstenite()))
+                .await;
+        for m in msgs {
+            ws.send(Message::Binary(m.clone().into())).await.unwrap();
+        }
+        elapsed = start.elapsed();
+    }
+    let bytes = reader.await.unwrap();
+    (msgs.len() as f64 / elapsed.as_secs_f64(), bytes)
+}
+
+/// Figures for docs/cxserver.md: bytes on the wire for an AlwaysOn property
+/// push stream with and without deflate, and messages per second through
+/// the layer. Run: `cargo test --release -p net --test deflate -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement; prints figures"]
+async fn measure_alwayson_push_stream() {
+    const N: usize = 20_000;
+    let msgs = push_stream(N);
+    let payload: usize = msgs.iter().map(Vec::len).sum();
+    let plain = client_wire(&msgs, None);
+    let kept = client_wire(&msgs, Some(true));
+    let reset = client_wire(&msgs, Some(false));
+    println!(
+        "push stream: {N} messages, {:.1} B payload each",
+        payload as f64 / N as f64
+    );
+    println!(
+        "edge→server wire bytes/msg: plain {:.1}, deflate (context kept) {:.1} ({:.2}), deflate (no context) {:.1} ({:.2})",
+        plain.len() as f64 / N as f64,
+        kept.len() as f64 / N as f64,
+        kept.len() as f64 / plain.len() as f64,
+        reset.len() as f64 / N as f64,
+        reset.len() as f64 / plain.len() as f64,
+    );
+    let p_kept = DeflateParams {
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        server_max_window_bits: None,
+    };
+    let p_reset = DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        server_max_window_bits: None,
+    };
+    let ratio_kept = kept.len() as f64 / plain.len() as f64;
+    let r_plain = receive_rate(plain.clone(), false, None, N).await;
+    let r_pass = receive_rate(plain, true, None, N).await;
+    let r_kept = receive_rate(kept, true, Some(p_kept), N).await;
+    let r_reset = receive_rate(reset, true, Some(p_reset), N).await;
+    println!(
+        "server receive msgs/s: tungstenite alone {r_plain:.0}, layer declined {r_pass:.0}, inflate (context kept) {r_kept:.0}, inflate (no context) {r_reset:.0}"
+    );
+    let (s_plain, b_plain) = send_rate(&msgs, false, None).await;
+    let (s_pass, _) = send_rate(&msgs, true, None).await;
+    let (s_kept, b_kept) = send_rate(&msgs, true, Some(p_kept)).await;
+    let (s_reset, b_reset) = send_rate(&msgs, true, Some(p_reset)).await;
+    println!(
+        "server→edge wire bytes/msg: plain {:.1}, deflate (context kept) {:.1} ({:.2}), deflate (no context) {:.1} ({:.2})",
+        b_plain as f64 / N as f64,
+        b_kept as f64 / N as f64,
+        b_kept as f64 / b_plain as f64,
+        b_reset as f64 / N as f64,
+        b_reset as f64 / b_plain as f64,
+    );
+    println!(
+        "server send msgs/s: tungstenite alone {s_plain:.0}, layer declined {s_pass:.0}, deflate (context kept) {s_kept:.0}, deflate (no context) {s_reset:.0}"
+    );
+    assert!(ratio_kept < 0.5, "{ratio_kept}");
+}

@@ -128,7 +128,7 @@ fn release(buf: &mut Vec<u8>, pos: &mut usize) {
     }
 }
 
-static COMPRESSORS: [Mutex<Vec<Box<Compress>>>; 10] = [
+static COMPRESSORS: [Mutex<Vec<Compress>>; 10] = [
     Mutex::new(Vec::new()),
     Mutex::new(Vec::new()),
     Mutex::new(Vec::new()),
@@ -140,18 +140,18 @@ static COMPRESSORS: [Mutex<Vec<Box<Compress>>>; 10] = [
     Mutex::new(Vec::new()),
     Mutex::new(Vec::new()),
 ];
-static DECOMPRESSORS: Mutex<Vec<Box<Decompress>>> = Mutex::new(Vec::new());
+static DECOMPRESSORS: Mutex<Vec<Decompress>> = Mutex::new(Vec::new());
 
-fn take_compressor(level: u32) -> Box<Compress> {
+fn take_compressor(level: u32) -> Compress {
     let level = level.min(9);
     let pooled = COMPRESSORS[level as usize]
         .lock()
         .ok()
         .and_then(|mut p| p.pop());
-    pooled.unwrap_or_else(|| Box::new(Compress::new(Compression::new(level), false)))
+    pooled.unwrap_or_else(|| Compress::new(Compression::new(level), false))
 }
 
-fn give_compressor(level: u32, mut c: Box<Compress>) {
+fn give_compressor(level: u32, mut c: Compress) {
     c.reset();
     if let Ok(mut p) = COMPRESSORS[level.min(9) as usize].lock() {
         if p.len() < POOL_CAP {
@@ -160,12 +160,12 @@ fn give_compressor(level: u32, mut c: Box<Compress>) {
     }
 }
 
-fn take_decompressor() -> Box<Decompress> {
+fn take_decompressor() -> Decompress {
     let pooled = DECOMPRESSORS.lock().ok().and_then(|mut p| p.pop());
-    pooled.unwrap_or_else(|| Box::new(Decompress::new(false)))
+    pooled.unwrap_or_else(|| Decompress::new(false))
 }
 
-fn give_decompressor(mut d: Box<Decompress>) {
+fn give_decompressor(mut d: Decompress) {
     d.reset(false);
     if let Ok(mut p) = DECOMPRESSORS.lock() {
         if p.len() < POOL_CAP {
@@ -261,7 +261,7 @@ pub(crate) struct Inbound {
     /// Payload bytes of a passed-through frame still to copy.
     pass: u64,
     msg: InMsg,
-    inflater: Option<Box<Decompress>>,
+    inflater: Option<Decompress>,
     scratch: Vec<u8>,
 }
 
@@ -495,7 +495,7 @@ pub(crate) struct Outbound {
     /// Payload bytes of a passed-through frame still to copy.
     pass: u64,
     msg: OutMsg,
-    compressor: Option<Box<Compress>>,
+    compressor: Option<Compress>,
 }
 
 impl Outbound {
