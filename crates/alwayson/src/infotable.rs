@@ -13,6 +13,7 @@ use crate::basetype::BaseType;
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::Limits;
 use crate::primitive::Primitive;
+use crate::view::{window, window_str};
 use crate::wire::{Reader, count_u16, put_str};
 
 /// One column of a DataShape.
@@ -199,7 +200,15 @@ impl InfoTable {
             }
             let mut row = Vec::with_capacity(n.min(r.remaining()));
             for _ in 0..n {
-                row.push(Primitive::read(r, limits, depth)?);
+                // Common scalar cells straight from the slice; anything else, and every
+                // error, through the general reader from the same position.
+                match fast_cell(r.buf(), r.position(), limits.max_string) {
+                    Some((cell, next)) => {
+                        r.seek(next);
+                        row.push(cell);
+                    }
+                    None => row.push(Primitive::read(r, limits, depth)?),
+                }
             }
             rows.push(row);
         }
@@ -208,6 +217,36 @@ impl InfoTable {
             rows,
         })
     }
+}
+
+/// The cell at `pos` and the position after it, for STRING of at most 16 ASCII bytes (and at
+/// most `max_string`) and the fixed-size scalars other than LOCATION, read with one bounds
+/// check (see `view::window`). `None` for anything else: the caller uses the general reader,
+/// which gives the same value or the exact error.
+#[inline(always)]
+fn fast_cell(buf: &[u8], pos: usize, max_string: usize) -> Option<(Primitive, usize)> {
+    let w = window(buf, pos)?;
+    let [t, a, b, c, d, e, f, g, h] = *w.first_chunk::<9>()?;
+    let be8 = [a, b, c, d, e, f, g, h];
+    Some(match t {
+        0 => {
+            let s = window_str(w, 1)?;
+            if s.len() > max_string {
+                return None;
+            }
+            (Primitive::String(s.to_owned()), pos + 2 + s.len())
+        }
+        1 => (Primitive::Number(f64::from_be_bytes(be8)), pos + 9),
+        2 => (Primitive::Boolean(a != 0), pos + 2),
+        3 => (Primitive::DateTime(i64::from_be_bytes(be8)), pos + 9),
+        22 => (
+            Primitive::Integer(i32::from_be_bytes([a, b, c, d])),
+            pos + 5,
+        ),
+        23 => (Primitive::Long(i64::from_be_bytes(be8)), pos + 9),
+        0xFF => (Primitive::Nothing, pos + 1),
+        _ => return None,
+    })
 }
 
 fn too_large(what: &'static str, len: usize, max: usize) -> DecodeError {

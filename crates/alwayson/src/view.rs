@@ -919,18 +919,18 @@ const VARIANT: u8 = 18;
 
 /// Bytes the fast paths read with one bounds check: a type byte and an 8-byte value, or a
 /// type byte, a length byte and 16 bytes of text, or the same behind a VARIANT type byte.
-const WINDOW: usize = 19;
+pub(crate) const WINDOW: usize = 19;
 
 /// The `WINDOW` bytes from `pos`, if there are that many.
 #[inline(always)]
-fn window(buf: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
+pub(crate) fn window(buf: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
     buf.get(pos..)?.first_chunk::<WINDOW>()
 }
 
 /// The text of a string whose length byte is at `at` (1 or 2) in the window, if it is at
 /// most 16 bytes long and ASCII.
 #[inline(always)]
-fn window_str(w: &[u8; WINDOW], at: usize) -> Option<&str> {
+pub(crate) fn window_str(w: &[u8; WINDOW], at: usize) -> Option<&str> {
     let text: &[u8; 16] = w.get(at + 1..at + 17)?.try_into().ok()?;
     crate::wire::ascii_prefix(text, usize::from(w[at]))
 }
