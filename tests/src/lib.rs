@@ -8,10 +8,12 @@
 //!   sshd) and `denied` (a port outside the EMS allow-list).
 //! - [`Rac`]: one `tether-rac connect` session on a local port.
 //! - [`bench`]: `tether-bench tunnel` (tunnel vs raw TCP loopback).
+//! - [`vnc`]: a throwaway Xvnc and `vncsnapshot` (VNC end to end).
 //!
 //! Test and tool code: `anyhow` errors, blunt.
 
 pub mod bench;
+pub mod vnc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -469,7 +471,7 @@ impl Rac {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.notices.recv()).await {
-                Ok(Some(rac::Notice::Joined { session })) => return Ok(session),
+                Ok(Some(rac::Notice::Joined { session, .. })) => return Ok(session),
                 Ok(Some(_)) => continue,
                 Ok(None) => bail!("the RAC stopped before joining"),
                 Err(_) => bail!("the RAC did not join within {within:?}"),

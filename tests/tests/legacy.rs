@@ -1,0 +1,98 @@
+//! The EMS in legacy ThingWorx tunnel mode (`tunnel.mode = "legacy"`):
+//! `/Thingworx/WSTunnelServer/<tid>`, base64 text frames,
+//! `TunnelCommandToEdge CONNECT/DISCONNECT`, `TunnelCommandFromEdge`, end to
+//! end with the platform's legacy bridge, the RAC and real OpenSSH.
+//! Missing OpenSSH fails the tests (see `tether_e2e::INSTALL_HINT`).
+
+use std::time::Duration;
+
+use tether_e2e::{Sshd, Stack, free_port, port_open, random_file, sha256_file};
+
+const STEP: Duration = Duration::from_secs(60);
+const LEGACY: &str = r#", "mode": "legacy""#;
+
+/// The expected output of `seq 1 n`.
+fn seq(n: u32) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_edge_carries_ssh_and_scp() -> anyhow::Result<()> {
+    let sshd = Sshd::start().await?;
+    let stack = Stack::start_with(sshd.port, free_port()?, LEGACY).await?;
+
+    // Edge → client: 2 MB of output, then sshd closes at once. All of it
+    // arrives (the edge reports DISCONNECT only after its last frame).
+    let mut rac = stack.rac("ssh").await?;
+    let id = rac.session_id(STEP).await?;
+    let (ok, out, err) = sshd.ssh(rac.addr.port(), "seq 1 300000").await?;
+    assert!(ok, "ssh through a legacy tunnel failed: {err}");
+    assert_eq!(out.len(), seq(300_000).len());
+    assert!(out == seq(300_000), "output differs");
+
+    // The platform sends num_connects 1: the next connection of this
+    // session is refused by the edge, and ssh says so.
+    let (ok, _, err) = sshd.ssh(rac.addr.port(), "echo again").await?;
+    assert!(!ok, "a second connection ran although num_connects is 1");
+    eprintln!("second connection: {}", err.trim());
+    rac.stop.cancel();
+    let ended = rac.ended(STEP).await?;
+    assert!(ended.is_ok(), "{ended:?}");
+    // The audit record counts both connections and every byte of output.
+    let store = stack.platform.platform.store();
+    let deadline = std::time::Instant::now() + STEP;
+    let record = loop {
+        let found = store
+            .audit_log(50)
+            .await?
+            .into_iter()
+            .find(|e| e.kind == "session.ended" && e.detail.contains(&id));
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit record");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let rec: serde_json::Value = serde_json::from_str(&record.detail)?;
+    assert_eq!(rec["streams"], 2, "{rec}");
+    assert!(
+        rec["bytes_server_to_client"].as_u64().unwrap_or(0) > seq(300_000).len() as u64,
+        "{rec}"
+    );
+
+    // Client → edge: scp a file, byte-identical.
+    let mut rac = stack.rac("ssh").await?;
+    rac.session_id(STEP).await?;
+    let src = sshd.dir.path().join("src.bin");
+    let dst = sshd.dir.path().join("dst.bin");
+    random_file(&src, 8 << 20)?;
+    let started = std::time::Instant::now();
+    let (ok, err) = sshd.scp_to(rac.addr.port(), &src, &dst).await?;
+    assert!(ok, "scp through a legacy tunnel failed: {err}");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("legacy scp 8 MiB in {secs:.2} s ({:.1} MiB/s)", 8.0 / secs);
+    assert_eq!(sha256_file(&src)?, sha256_file(&dst)?);
+    let addr = rac.addr;
+    rac.stop.cancel();
+    let ended = rac.ended(STEP).await?;
+    assert!(ended.is_ok(), "{ended:?}");
+    assert!(!port_open(addr).await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_edge_cancels_an_idle_tunnel() -> anyhow::Result<()> {
+    let sshd = Sshd::start().await?;
+    let extra = format!(r#"{LEGACY}, "idle_timeout": 1000"#);
+    let stack = Stack::start_with(sshd.port, free_port()?, &extra).await?;
+    let mut rac = stack.rac("ssh").await?;
+    rac.session_id(STEP).await?;
+    let (ok, out, err) = sshd.ssh(rac.addr.port(), "echo busy").await?;
+    assert!(ok && out.trim() == "busy", "{err}");
+    let addr = rac.addr;
+    let ended = rac.ended(STEP).await??;
+    assert!(!ended.by_us, "{ended:?}");
+    assert!(ended.message().contains("cancelled"), "{}", ended.message());
+    assert!(!port_open(addr).await);
+    Ok(())
+}
