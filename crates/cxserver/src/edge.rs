@@ -89,6 +89,7 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
     };
     match route {
         Some(Route::AlwaysOn) => {
+            debug!(deflate = ?ws.get_ref().deflate_params(), "edge upgraded");
             shared.hub.metrics.connections.inc();
             shared.hub.metrics.connections_opened.inc();
             // Boxed, like the tunnel relay below: a task's memory is the size of its largest

@@ -95,7 +95,7 @@ impl PyEdge {
 #[tokio::test]
 async fn compressing_edge_authenticates_binds_and_receives() -> Result<()> {
     let platform = FakePlatform::start().await;
-    let cx = spawn_cx(&platform, |_| {}).await;
+    let cx = spawn_cx(&platform, |c| c.edge.compression = true).await;
     cx.wait_links_up(2).await?;
     let mut edge = PyEdge::start(&cx).await?;
     // Accepted with the server's window reset per message (the default), the client's kept:
@@ -155,7 +155,7 @@ async fn compression_off_declines_and_still_works() -> Result<()> {
     edge.command("close").await?;
     tokio::time::timeout(WAIT, edge.child.wait()).await??;
     // The tungstenite test edge (no offer) is unaffected by compression being on.
-    let cx_on = spawn_cx(&platform, |_| {}).await;
+    let cx_on = spawn_cx(&platform, |c| c.edge.compression = true).await;
     cx_on.wait_links_up(2).await?;
     let _edge = Edge::connect_bound(&cx_on, &["Plain1"]).await?;
     Ok(())
