@@ -92,6 +92,9 @@ pub fn decode_infotable<'a>(
 /// general validator.
 #[inline(always)]
 fn str_ref<'a>(r: &mut Reader<'a>, max: usize, what: &'static str) -> Result<&'a str, DecodeError> {
+    if let Some(s) = r.short_str(max) {
+        return Ok(s);
+    }
     let raw = r.str_bytes(max, what)?;
     crate::wire::utf8(raw).ok_or(DecodeError::InvalidUtf8(what))
 }

@@ -113,9 +113,28 @@ impl<'a> Reader<'a> {
         self.bytes(len, what)
     }
 
+    /// A string of at most 16 ASCII bytes (and at most `max`), read with one bounds check
+    /// when 17 bytes are readable; `None` (nothing consumed) otherwise, and the caller reads
+    /// it with [`Reader::str_bytes`], which gives the same string or the exact error.
+    #[inline(always)]
+    pub(crate) fn short_str(&mut self, max: usize) -> Option<&'a str> {
+        let w = self.buf.get(self.pos..)?.first_chunk::<17>()?;
+        let len = usize::from(w[0]);
+        if len > max {
+            return None;
+        }
+        let text: &'a [u8; 16] = w.last_chunk::<16>()?;
+        let s = ascii_prefix(text, len)?;
+        self.pos += 1 + len;
+        Some(s)
+    }
+
     /// A string (§2.3), UTF-8 checked, at most `max` bytes.
     #[inline]
     pub(crate) fn string(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
+        if let Some(s) = self.short_str(max) {
+            return Ok(s.to_owned());
+        }
         let raw = self.str_bytes(max, what)?;
         match utf8(raw) {
             Some(s) => Ok(s.to_owned()),
