@@ -631,6 +631,18 @@ async fn app_key_expiry_can_be_set_and_cleared() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["expires_at"], Value::Null);
+    let r = admin(http.patch(p.url("/api/v1/appkeys/script")))
+        .json(&json!({"expiresAt": until}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["expires_at"], json!(until));
+    let r = admin(http.patch(p.url("/api/v1/appkeys/script")))
+        .json(&json!({"expires_at": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     // the key still works
     let r = http
         .get(p.url("/api/v1/me"))
@@ -647,6 +659,7 @@ async fn app_key_expiry_can_be_set_and_cleared() {
         (json!({}), "required"),
         (json!({"expires_at": null, "revoked": false}), "revoked"),
         (json!([1]), "object"),
+        (json!({"expires_at": null, "expiresAt": null}), "once"),
     ] {
         let (status, msg) = error_of(
             admin(http.patch(p.url("/api/v1/appkeys/script")))
@@ -698,10 +711,11 @@ async fn app_key_expiry_can_be_set_and_cleared() {
         })
         .await
         .unwrap();
-    assert_eq!(log.len(), 2, "one line per successful change");
+    assert_eq!(log.len(), 4, "one line per successful change");
     assert_eq!(log[0].subject, "script");
     assert_eq!(log[0].detail, "expires_at=never");
     assert_eq!(log[1].detail, format!("expires_at={until}"));
+    assert_eq!(log[3].detail, format!("expires_at={until}"));
     p.shutdown().await.unwrap();
 }
 

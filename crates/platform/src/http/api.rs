@@ -312,21 +312,31 @@ pub(crate) async fn update_app_key(
     Ok(Json(key).into_response())
 }
 
-/// The `expires_at` of an app-key update: an integer in the future, or null.
+/// The `expires_at` (or `expiresAt`, as in creation) of an app-key update:
+/// an integer in the future, or null.
 fn parse_expiry(v: &serde_json::Value, now: i64) -> Result<Option<i64>, AppError> {
     let bad = |m: &str| Err(AppError::BadRequest(m.to_owned()));
     let Some(obj) = v.as_object() else {
         return bad("expected a JSON object {\"expires_at\": <ms since the epoch> | null}");
     };
-    if let Some(k) = obj.keys().find(|k| *k != "expires_at") {
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "expires_at" | "expiresAt"))
+    {
         return Err(AppError::BadRequest(format!(
             "unknown field `{k}`; only `expires_at` can be changed"
         )));
     }
-    match obj.get("expires_at") {
-        None => bad("`expires_at` is required (ms since the epoch, or null for never)"),
-        Some(serde_json::Value::Null) => Ok(None),
-        Some(t) => match t.as_i64() {
+    let value = match (obj.get("expires_at"), obj.get("expiresAt")) {
+        (Some(_), Some(_)) => return bad("give `expires_at` once"),
+        (Some(v), None) | (None, Some(v)) => v,
+        (None, None) => {
+            return bad("`expires_at` is required (ms since the epoch, or null for never)");
+        }
+    };
+    match value {
+        serde_json::Value::Null => Ok(None),
+        t => match t.as_i64() {
             Some(t) if t <= now => bad("`expires_at` is in the past"),
             Some(t) => Ok(Some(t)),
             None => bad("`expires_at` must be an integer (ms since the epoch) or null"),
