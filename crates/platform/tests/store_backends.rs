@@ -332,6 +332,18 @@ async fn conflicts_and_not_found(db: &TestDb) {
         .map(|t| t.name)
         .collect();
     assert_eq!(names, ["T1", "T3", "T4"]);
+    // names sort by bytes on every backend (upper case first), whatever the locale
+    for n in ["b", "B", "a", "_x"] {
+        store.create_thing(&thing(n, None)).await.unwrap();
+    }
+    let names: Vec<String> = store
+        .list_things()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["B", "T1", "T3", "T4", "_x", "a", "b"]);
     store.delete_app_key("k1").await.unwrap();
     assert!(store.list_app_keys().await.unwrap().is_empty());
     store.close().await;
