@@ -105,6 +105,26 @@ fn tunnel_targets_and_pins() {
 }
 
 #[test]
+fn tunnel_mode() {
+    let mode = |m: &str| {
+        parse_ok(&format!(r#"{{"appKey":"k","tunnel":{{"mode":{m}}}}}"#))
+            .config
+            .tunnel
+            .mode
+    };
+    assert_eq!(
+        parse_ok(r#"{"appKey":"k"}"#).config.tunnel.mode,
+        TunnelMode::Auto
+    );
+    assert_eq!(mode(r#""auto""#), TunnelMode::Auto);
+    assert_eq!(mode(r#""Native""#), TunnelMode::Native);
+    assert_eq!(mode(r#""legacy""#), TunnelMode::Legacy);
+    let e = parse_err(r#"{"appKey":"k","tunnel":{"mode":"thingworx"}}"#);
+    assert_eq!(e.key, "tunnel.mode");
+    assert!(e.reason.contains("legacy"), "{}", e.reason);
+}
+
+#[test]
 fn gateway_and_endpoints() {
     let l = parse_ok(
         r#"{"appKey":"k","auto_bind":[{"name":"Gw","gateway":true},{"name":"T","path":"/scripts/Thingworx","port":"18001"}]}"#,
