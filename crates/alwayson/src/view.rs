@@ -465,29 +465,8 @@ impl<'a> InfoTableView<'a> {
 
     /// Positions of several fields by name, in one pass over the DataShape.
     fn field_positions<const N: usize>(&self, names: [&str; N]) -> [Option<usize>; N] {
-        let mut found = [None; N];
-        let buf = self.raw.get(..self.rows_at).unwrap_or(&[]);
-        let mut pos = 0;
-        for i in 0..self.field_count {
-            let name_end = skip_str_trusted(buf, pos + 1);
-            let name = buf.get(str_start(buf, pos + 1)..name_end).unwrap_or(&[]);
-            for (slot, want) in found.iter_mut().zip(names) {
-                if slot.is_none() && name == want.as_bytes() {
-                    *slot = Some(i);
-                }
-            }
-            pos = skip_str_trusted(buf, name_end);
-            let aspects = match buf.get(pos + 1..pos + 3) {
-                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
-                _ => 0,
-            };
-            pos += 3;
-            for _ in 0..aspects {
-                pos = skip_str_trusted(buf, pos);
-                pos = skip_trusted(buf, pos);
-            }
-        }
-        found
+        let shape = self.raw.get(..self.rows_at).unwrap_or(&[]);
+        field_positions_in(shape, self.field_count, names)
     }
 
     /// Number of rows.
@@ -596,24 +575,8 @@ impl<'a> InfoTableView<'a> {
     /// The view of a validated table at `start` of `buf` (its first field marker), and the
     /// position after it: lengths are followed, nothing is checked again.
     fn scan_trusted(buf: &'a [u8], start: usize) -> (InfoTableView<'a>, usize) {
-        let mut pos = start;
-        let mut field_count = 0usize;
-        while buf.get(pos) == Some(&1) {
-            pos = skip_str_trusted(buf, pos + 1);
-            pos = skip_str_trusted(buf, pos);
-            let aspects = match buf.get(pos + 1..pos + 3) {
-                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
-                _ => 0,
-            };
-            pos += 3;
-            for _ in 0..aspects {
-                pos = skip_str_trusted(buf, pos);
-                pos = skip_trusted(buf, pos);
-            }
-            field_count += 1;
-        }
-        pos += 1;
-        let rows_at = pos - start;
+        let (mut pos, field_count) = scan_fields_trusted(buf, start);
+        let rows_at = pos.saturating_sub(start);
         let mut rows = 0usize;
         let mut regular = true;
         while let Some((n, cells)) = row_header(buf, pos) {
@@ -636,57 +599,71 @@ impl<'a> InfoTableView<'a> {
     /// read without copying: same rules as [`InfoTable::property_values`]. One allocation:
     /// the returned vector.
     pub fn property_values(&self) -> Result<Vec<PropertyValueRef<'a>>, DecodeError> {
-        let inner = self
+        let no_values = || DecodeError::Shape("no INFOTABLE field `values`".into());
+        let buf = self.raw;
+        // The nested table's first byte: only its DataShape is scanned, the rows are read once.
+        let start = self
             .index_of("values")
-            .and_then(|i| self.row(0)?.table_at(i))
-            .ok_or_else(|| DecodeError::Shape("no INFOTABLE field `values`".into()))?;
+            .and_then(|i| self.row(0)?.table_start(i))
+            .ok_or_else(no_values)?;
+        let (rows_at, field_count) = scan_fields_trusted(buf, start);
+        let shape = buf.get(start..rows_at).unwrap_or(&[]);
         let [name_i, value_i, time_i, quality_i] =
-            inner.field_positions(["name", "value", "time", "quality"]);
+            field_positions_in(shape, field_count, ["name", "value", "time", "quality"]);
         let (Some(name_i), Some(value_i)) = (name_i, value_i) else {
             return Err(DecodeError::Shape(
                 "property values need `name` and `value`".into(),
             ));
         };
-        let mut out = Vec::with_capacity(inner.rows);
-        inner.for_rows(|cells| {
-            let (mut name, mut value, mut time, mut quality) = (None, None, None, None);
-            for (i, cell) in cells.enumerate() {
-                if i == name_i {
-                    name = Some(cell);
-                } else if i == value_i {
-                    value = Some(cell);
+        let mut out = Vec::new();
+        let mut pos = rows_at;
+        while let Some((len, first)) = row_header(buf, pos) {
+            pos = first;
+            let (mut name, mut value, mut time, mut quality) =
+                (None, PrimitiveRef::Nothing, 0, None);
+            for i in 0..len {
+                let wanted =
+                    i == name_i || i == value_i || Some(i) == time_i || Some(i) == quality_i;
+                if !wanted {
+                    pos = skip_trusted(buf, pos);
+                    continue;
+                }
+                // The value's VARIANT wrapper is removed: the wrapped value is read in place.
+                let at = if i == value_i && buf.get(pos) == Some(&VARIANT) {
+                    pos + 1
+                } else {
+                    pos
+                };
+                let (cell, next) = cell_trusted(buf, at);
+                pos = next;
+                if i == value_i {
+                    value = cell;
+                } else if i == name_i {
+                    name = cell.as_str();
                 } else if Some(i) == time_i {
-                    time = Some(cell);
-                } else if Some(i) == quality_i {
-                    quality = Some(cell);
+                    time = match cell {
+                        PrimitiveRef::DateTime(t) | PrimitiveRef::Long(t) => t,
+                        p => p.as_f64().map_or(0, |f| f as i64),
+                    };
+                } else {
+                    quality = cell.as_str();
                 }
             }
-            let name = name
-                .as_ref()
-                .and_then(PrimitiveRef::as_str)
-                .ok_or_else(|| DecodeError::Shape("property value without a name".into()))?;
-            let value = match value {
-                Some(PrimitiveRef::Variant(v)) => v.get(),
-                Some(p) => p,
-                None => PrimitiveRef::Nothing,
-            };
-            let time = match time {
-                Some(PrimitiveRef::DateTime(t) | PrimitiveRef::Long(t)) => t,
-                Some(p) => p.as_f64().map_or(0, |f| f as i64),
-                None => 0,
-            };
-            let quality = quality
-                .as_ref()
-                .and_then(PrimitiveRef::as_str)
-                .unwrap_or("GOOD");
+            let name =
+                name.ok_or_else(|| DecodeError::Shape("property value without a name".into()))?;
+            let quality = quality.unwrap_or("GOOD");
+            if out.capacity() == 0 {
+                // Rows of a push are alike: size the vector from the first one.
+                let row_bytes = (pos - first).max(1) + 3;
+                out.reserve(1 + buf.len().saturating_sub(pos) / row_bytes);
+            }
             out.push(PropertyValueRef {
                 name,
                 value,
                 time,
                 quality,
             });
-            Ok(())
-        })?;
+        }
         Ok(out)
     }
 
@@ -1198,6 +1175,61 @@ fn row_header(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// The validated DataShape at `start` of `buf`: the position of the first row marker and the
+/// number of fields.
+fn scan_fields_trusted(buf: &[u8], start: usize) -> (usize, usize) {
+    let mut pos = start;
+    let mut field_count = 0usize;
+    while buf.get(pos) == Some(&1) {
+        pos = skip_str_trusted(buf, pos + 1);
+        pos = skip_str_trusted(buf, pos);
+        let aspects = match buf.get(pos + 1..pos + 3) {
+            Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+            _ => 0,
+        };
+        pos += 3;
+        for _ in 0..aspects {
+            pos = skip_str_trusted(buf, pos);
+            pos = skip_trusted(buf, pos);
+        }
+        field_count += 1;
+    }
+    ((pos + 1).min(buf.len()), field_count)
+}
+
+/// Positions of several fields by name in a validated DataShape (`shape` starts at the first
+/// field marker and holds `field_count` fields).
+fn field_positions_in<const N: usize>(
+    shape: &[u8],
+    field_count: usize,
+    names: [&str; N],
+) -> [Option<usize>; N] {
+    let mut found = [None; N];
+    let mut pos = 0;
+    for i in 0..field_count {
+        let name_end = skip_str_trusted(shape, pos + 1);
+        let name = shape
+            .get(str_start(shape, pos + 1)..name_end)
+            .unwrap_or(&[]);
+        for (slot, want) in found.iter_mut().zip(names) {
+            if slot.is_none() && name == want.as_bytes() {
+                *slot = Some(i);
+            }
+        }
+        pos = skip_str_trusted(shape, name_end);
+        let aspects = match shape.get(pos + 1..pos + 3) {
+            Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+            _ => 0,
+        };
+        pos += 3;
+        for _ in 0..aspects {
+            pos = skip_str_trusted(shape, pos);
+            pos = skip_trusted(shape, pos);
+        }
+    }
+    found
+}
+
 /// Position of the first text byte of the validated string whose length prefix is at `at`.
 #[inline]
 fn str_start(buf: &[u8], at: usize) -> usize {
@@ -1310,16 +1342,13 @@ impl<'a> RowRef<'a> {
         Some(cell_trusted(self.buf, skip_cells(self.buf, self.start, i)).0)
     }
 
-    /// The nested table in cell `i`, without boxing it.
-    fn table_at(&self, i: usize) -> Option<InfoTableView<'a>> {
+    /// Position of the first byte of the nested table in cell `i` (after its type byte).
+    fn table_start(&self, i: usize) -> Option<usize> {
         if i >= self.len {
             return None;
         }
         let pos = skip_cells(self.buf, self.start, i);
-        if self.buf.get(pos) != Some(&INFOTABLE) {
-            return None;
-        }
-        Some(InfoTableView::scan_trusted(self.buf, pos + 1).0)
+        (self.buf.get(pos) == Some(&INFOTABLE)).then_some(pos + 1)
     }
 }
 
