@@ -22,6 +22,40 @@ use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(60);
 
+/// Counts live heap bytes, for the memory figures of the measurement.
+struct CountingAlloc;
+
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts sizes.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as u64, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
 /// Counts the bytes crossing the socket.
 struct Counting {
     inner: TcpStream,
@@ -488,4 +522,102 @@ async fn measure_alwayson_push_stream() {
         "server send msgs/s: tungstenite alone {s_plain:.0}, layer declined {s_pass:.0}, deflate (context kept) {s_kept:.0}, deflate (no context) {s_reset:.0}"
     );
     assert!(ratio_kept < 0.5, "{ratio_kept}");
+    idle_memory(&msgs[..50]).await;
+}
+
+/// Heap held by an idle compressed connection after 50 messages each way.
+async fn idle_memory(msgs: &[Vec<u8>]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    for (label, params) in [
+        ("declined", None),
+        (
+            "deflate, server window reset, client window kept (cxserver default)",
+            Some(DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: false,
+                server_max_window_bits: None,
+            }),
+        ),
+        (
+            "deflate, both windows kept",
+            Some(DeflateParams {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                server_max_window_bits: None,
+            }),
+        ),
+    ] {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let wire = client_wire(msgs, params.map(|_| true));
+        let cfg = WsConfig::small();
+        let mut sink = vec![0u8; 1 << 20];
+        let before = LIVE.load(Ordering::Relaxed);
+        let layer =
+            net::ws::DeflateStream::established(server, params, DeflateConfig::for_ws(&cfg));
+        let mut ws =
+            WebSocketStream::from_raw_socket(layer, Role::Server, Some(cfg.to_tungstenite())).await;
+        client.write_all(&wire).await.unwrap();
+        for m in msgs {
+            ws.next().await.unwrap().unwrap();
+            ws.send(Message::Binary(m.clone().into())).await.unwrap();
+        }
+        let _ = client.read(&mut sink).await.unwrap();
+        let held = LIVE.load(Ordering::Relaxed) - before;
+        println!("idle connection heap ({label}): {held} B (tungstenite + layer + codec state)");
+        drop(ws);
+    }
+}
+
+/// A client that pipelines a compressed frame right behind its upgrade
+/// request (in the same write) is served: the layer keeps those bytes for
+/// after the `101`, and the echo comes back compressed.
+#[tokio::test]
+async fn frame_pipelined_behind_the_request() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ws_cfg = WsConfig::small();
+    let (addr, task) = echo_server(ws_cfg, Some(DeflateConfig::for_ws(&ws_cfg))).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let payload = b"pipelined property=1;".repeat(20);
+    let mut z = Vec::with_capacity(1024);
+    Compress::new(Compression::default(), false)
+        .compress_vec(&payload, &mut z, FlushCompress::Sync)
+        .unwrap();
+    z.truncate(z.len() - 4);
+    let mut out = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+        .to_vec();
+    out.extend_from_slice(&[0xc2, 0x80 | z.len() as u8, 0, 0, 0, 0]);
+    out.extend_from_slice(&z);
+    out.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]); // close 1000
+    tcp.write_all(&out).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(T, tcp.read_to_end(&mut all))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let end = text.find("\r\n\r\n").unwrap() + 4;
+    let head = text[..end].to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-extensions: permessage-deflate"),
+        "{head}"
+    );
+    let frame = &all[end..];
+    assert_eq!(frame[0], 0xc2, "FIN + RSV1 + binary");
+    let len = usize::from(frame[1]);
+    assert!(len < payload.len() / 4, "{len}");
+    let mut data = frame[2..2 + len].to_vec();
+    data.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut back = Vec::with_capacity(4096);
+    Decompress::new(false)
+        .decompress_vec(&data, &mut back, FlushDecompress::Sync)
+        .unwrap();
+    assert_eq!(back, payload);
+    let s = served(task).await;
+    assert!(s.params.is_some());
 }
