@@ -18,8 +18,29 @@ fuzz_target!(|data: &[u8]| {
         let owned = Message::decode(data, &limits);
         let viewed = view::decode(data, &limits).map(|v| v.to_owned());
         assert_eq!(viewed, owned);
-        let t = view::decode_infotable(data, &limits).map(|t| t.to_owned());
-        assert_eq!(t, InfoTable::decode(data, &limits));
+        let t_view = view::decode_infotable(data, &limits);
+        let t_owned = InfoTable::decode(data, &limits);
+        assert_eq!(t_view.as_ref().map(|t| t.to_owned()), t_owned.as_ref().cloned());
+        if let (Ok(v), Ok(t)) = (&t_view, &t_owned) {
+            // The lazy accessors read the validated bytes the same way.
+            let flat: Vec<Primitive> = v.cells().map(|p| p.to_owned()).collect();
+            let owned: Vec<Primitive> = t.rows.iter().flatten().cloned().collect();
+            assert_eq!(flat, owned);
+            for (lazy, row) in v.rows().zip(&t.rows) {
+                let cells: Vec<Primitive> = lazy.iter().map(|p| p.to_owned()).collect();
+                assert_eq!(&cells, row);
+            }
+            let built = v.to_cells();
+            assert_eq!(built.cells().len(), owned.len());
+            for f in &t.shape.fields {
+                assert_eq!(v.index_of(&f.name), t.shape.index_of(&f.name));
+                assert_eq!(v.value(&f.name).map(|p| p.to_owned()).as_ref(), t.value(&f.name));
+            }
+            let pv = v
+                .property_values()
+                .map(|p| p.iter().map(view::PropertyValueRef::to_owned).collect::<Vec<_>>());
+            assert_eq!(pv, t.property_values());
+        }
         let p = view::PrimitiveRef::decode(data, &limits).map(|p| p.to_owned());
         assert_eq!(p, Primitive::decode(data, &limits));
     }
