@@ -96,3 +96,69 @@ async fn legacy_edge_cancels_an_idle_tunnel() -> anyhow::Result<()> {
     assert!(!port_open(addr).await);
     Ok(())
 }
+
+/// A target that reads one line, answers `len` bytes and closes at once
+/// (as an HTTP/1.0 server does).
+async fn one_shot_server(len: usize) -> anyhow::Result<(u16, tokio::task::JoinHandle<()>)> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = l.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut s = tokio::io::BufReader::new(s);
+                let mut line = String::new();
+                if s.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let _ = s.get_mut().write_all(&body).await;
+                let _ = s.get_mut().shutdown().await;
+            });
+        }
+    });
+    Ok((port, task))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn target_closing_first_loses_no_bytes_and_the_client_sees_eof() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LEN: usize = 3 << 20;
+    let (port, server) = one_shot_server(LEN).await?;
+    let stack = Stack::start_with(port, free_port()?, LEGACY).await?;
+    let mut rac = stack.rac("ssh").await?;
+    let id = rac.session_id(STEP).await?;
+    let mut c = tokio::net::TcpStream::connect(rac.addr).await?;
+    c.write_all(b"GET /\n").await?;
+    let mut got = Vec::new();
+    tokio::time::timeout(STEP, c.read_to_end(&mut got)).await??;
+    assert_eq!(got.len(), LEN, "bytes lost before the target's close");
+    assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+
+    // The edge reported DISCONNECT: once the client closes too, the stream
+    // is gone and the session is still up.
+    drop(c);
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let list = stack.sessions().await?;
+        let s = list
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(s["state"], "active", "{s}");
+        if s["streams_open"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream still open: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rac.stop.cancel();
+    let ended = rac.ended(STEP).await?;
+    assert!(ended.is_ok(), "{ended:?}");
+    server.abort();
+    Ok(())
+}
