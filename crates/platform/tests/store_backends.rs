@@ -50,6 +50,7 @@ on_every_backend!(
     text_round_trips_exactly,
     concurrent_writers,
     platform_flow_over_rest_and_an_edge,
+    admin_cli_by_database_url,
 );
 
 fn thing(name: &str, identifier: Option<&str>) -> NewThing {
@@ -833,4 +834,73 @@ async fn platform_flow_over_rest_and_an_edge(db: &TestDb) {
             .any(|k| k.name == "script" && k.expires_at == Some(until))
     );
     p.shutdown().await;
+}
+
+/// `tether-platform admin --database-url …` works on this backend.
+async fn admin_cli_by_database_url(db: &TestDb) {
+    use platform::admin::{AdminArgs, AdminCommand, ThingCommand, run};
+    let args = |command| AdminArgs {
+        data_dir: None,
+        database_url: Some(db.url()),
+        config: None,
+        json: false,
+        command,
+    };
+    let out = run(args(AdminCommand::Thing(ThingCommand::Add {
+        name: "CliThing".into(),
+        identifier: None,
+        template: Template::RemoteThing,
+        description: String::new(),
+    })))
+    .await
+    .unwrap();
+    assert!(out.contains("CliThing"), "{out}");
+    let out = run(args(AdminCommand::Thing(ThingCommand::List)))
+        .await
+        .unwrap();
+    assert!(out.contains("CliThing"), "{out}");
+    let store = db.open().await;
+    assert!(store.thing("CliThing").await.unwrap().is_some());
+    store.close().await;
+    let mut bad = args(AdminCommand::Audit { limit: 1 });
+    bad.database_url = Some("mysql://x/y".into());
+    assert!(matches!(
+        run(bad).await,
+        Err(platform::admin::AdminError::Invalid(m)) if m.contains("--database-url")
+    ));
+    let mut none = args(AdminCommand::Audit { limit: 1 });
+    none.database_url = None;
+    assert!(matches!(
+        run(none).await,
+        Err(platform::admin::AdminError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn admin_cli_reads_the_database_from_the_config_file() {
+    let db = TestDb::new(Kind::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("platform.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[database]\nurl = \"{}\"\n",
+            dir.path().join("unused").display(),
+            db.url()
+        ),
+    )
+    .unwrap();
+    let store = db.open().await;
+    store.create_user("zoe", "h", Role::Viewer).await.unwrap();
+    store.close().await;
+    let out = platform::admin::run(platform::admin::AdminArgs {
+        data_dir: None,
+        database_url: None,
+        config: Some(config),
+        json: false,
+        command: platform::admin::AdminCommand::User(platform::admin::UserCommand::List),
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("zoe"), "{out}");
 }
