@@ -1,5 +1,5 @@
-//! The connection server end to end (issue #7): real platform + tether-cxserver
-//! + tether-ems + tether-lsr (and OpenSSH for the remote session), the edges
+//! The connection server end to end (issue #7): a real platform, tether-cxserver,
+//! tether-ems and tether-lsr (and OpenSSH for the remote session), the edges
 //! reaching the platform only through the connection server's links.
 //! Timeouts are short so every test takes seconds.
 
