@@ -904,3 +904,35 @@ async fn admin_cli_reads_the_database_from_the_config_file() {
     .unwrap();
     assert!(out.contains("zoe"), "{out}");
 }
+
+/// `sslmode=require` works (TLS over rustls/ring) when the server has TLS on.
+#[tokio::test]
+async fn postgres_over_tls() {
+    use sqlx::Connection as _;
+    let Some(db) = TestDb::new(Kind::Postgres).await else {
+        return;
+    };
+    let url = db.url();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    if ssl != "on" {
+        eprintln!("skipped: the PostgreSQL server has ssl = {ssl}");
+        return;
+    }
+    let store = Store::open_url(&format!("{url}&sslmode=require"))
+        .await
+        .unwrap();
+    store.create_user("tls", "h", Role::Viewer).await.unwrap();
+    assert!(store.user_with_hash("tls").await.unwrap().is_some());
+    store.close().await;
+    // and a server certificate that no root vouches for is refused under verify-full
+    let r = Store::open_url(&format!("{url}&sslmode=verify-full")).await;
+    assert!(
+        r.is_err(),
+        "a self-signed server certificate must not verify"
+    );
+}
