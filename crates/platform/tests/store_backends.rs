@@ -428,6 +428,16 @@ async fn audit_filters(db: &TestDb) {
         kinds(prefix),
         ["session.started", "session.ended", "session.ended"]
     );
+    // an empty prefix (`kind=*`) matches everything
+    assert_eq!(
+        q(AuditFilter {
+            kind_prefix: Some(String::new()),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        entries.len()
+    );
     // `_` and `%` are not wildcards
     assert!(
         q(AuditFilter {
