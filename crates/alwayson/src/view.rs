@@ -379,8 +379,9 @@ impl FieldView<'_> {
 /// [`Limits`], UTF-8, base types, nesting depth) before it returns, so reading the bytes
 /// again cannot fail. Every accessor reads lazily and allocates nothing
 /// ([`InfoTableView::fields`], [`InfoTableView::rows`], [`InfoTableView::cells`],
-/// [`InfoTableView::get`], …): a scalar cell costs a few instructions, a string is checked
-/// for UTF-8 again (as safe code must), rows before the one asked for are skipped over.
+/// [`InfoTableView::get`], …; a nested table read from a cell is boxed, an aspect list is a
+/// `Vec`): a scalar cell costs a few instructions, a string is checked for UTF-8 again (as
+/// safe code must), rows before the one asked for are skipped over.
 /// [`InfoTableView::to_cells`] builds all cells into one vector for random access.
 #[derive(Clone)]
 pub struct InfoTableView<'a> {
@@ -515,7 +516,10 @@ impl<'a> InfoTableView<'a> {
 
     /// All cells built into one vector, for random access by row and column.
     pub fn to_cells(&self) -> TableCells<'a> {
-        let mut cells = Vec::with_capacity(self.rows.saturating_mul(self.field_count));
+        // Exact for a regular table; never more than one cell per byte (irregular rows can
+        // be empty while the DataShape is wide).
+        let want = self.rows.saturating_mul(self.field_count);
+        let mut cells = Vec::with_capacity(want.min(self.raw.len()));
         let mut starts = Vec::new();
         if self.regular {
             cells.extend(self.cells());
