@@ -52,6 +52,14 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Copy everything (users, app keys, things, properties, interfaces,
+    /// audit log; password and key hashes, ids and times kept) into another,
+    /// empty store, e.g. from SQLite to PostgreSQL. Stop the platform first.
+    #[command(name = "copy-to")]
+    CopyTo {
+        /// The target database URL (`postgres://…` or `sqlite:PATH`).
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -488,6 +496,29 @@ pub async fn run_with_store(
                 .audit("admin.interface.delete", "cli", &thing, &name, "")
                 .await?;
             out = format!("deleted interface {name} of {thing}");
+        }
+        AdminCommand::CopyTo { url } => {
+            let db = Database::from_url(&url, None)
+                .map_err(|e| AdminError::Invalid(format!("target URL: {e}")))?;
+            let target = Store::open(&db).await?;
+            let copied = store.copy_into(&target).await;
+            target.close().await;
+            let c = copied?;
+            out = if json {
+                json_line(&c)
+            } else {
+                format!(
+                    "copied {} users, {} app keys, {} things, {} properties, {} interfaces, \
+                     {} audit entries into {}",
+                    c.users,
+                    c.app_keys,
+                    c.things,
+                    c.properties,
+                    c.interfaces,
+                    c.audit_entries,
+                    db.redacted()
+                )
+            };
         }
         AdminCommand::Audit { limit } => {
             let entries = store.audit_log(limit.clamp(1, 10_000)).await?;

@@ -51,6 +51,7 @@ on_every_backend!(
     concurrent_writers,
     platform_flow_over_rest_and_an_edge,
     admin_cli_by_database_url,
+    copy_from_sqlite_keeps_everything,
 );
 
 fn thing(name: &str, identifier: Option<&str>) -> NewThing {
@@ -945,4 +946,153 @@ async fn postgres_over_tls() {
         r.is_err(),
         "a self-signed server certificate must not verify"
     );
+}
+
+/// `admin copy-to`: an SQLite store copied into this backend keeps every
+/// entity, hash, id and time; new rows get fresh ids; a non-empty target is
+/// refused.
+async fn copy_from_sqlite_keeps_everything(db: &TestDb) {
+    let src_db = TestDb::new(Kind::Sqlite).await.unwrap();
+    let src = src_db.open().await;
+    src.create_user("ann", "hash-a", Role::Administrator)
+        .await
+        .unwrap();
+    src.create_user("ben", "hash-b", Role::Viewer)
+        .await
+        .unwrap();
+    src.delete_user("ben").await.unwrap(); // a gap in the ids
+    src.create_user("cat", "hash-c", Role::Operator)
+        .await
+        .unwrap();
+    src.create_app_key(
+        &NewAppKey {
+            name: "k".into(),
+            user: "cat".into(),
+            expires_at: Some(4_000_000_000_000),
+            allowed_addresses: vec!["10.0.0.0/8".into()],
+            thing_patterns: vec!["P*".into()],
+        },
+        "khash",
+    )
+    .await
+    .unwrap();
+    src.revoke_app_key("k").await.unwrap();
+    src.create_thing(&thing("P1", Some("SN1"))).await.unwrap();
+    src.create_ephemeral_thing("GW", Template::EmsGateway)
+        .await
+        .unwrap();
+    src.set_connected("P1", true, 777).await.unwrap();
+    src.upsert_properties(
+        "P1",
+        &[PropertyValue {
+            name: "T".into(),
+            base_type: "NUMBER".into(),
+            value: serde_json::json!(1.5),
+            time: 5,
+            quality: "GOOD".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    src.put_interface(
+        "P1",
+        &RemoteInterface {
+            name: "vnc".into(),
+            host: "10.1.2.3".into(),
+            port: 5900,
+            protocol: Protocol::Vnc,
+            description: "screen".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..1205 {
+        src.audit("k", "a", &format!("s{i}"), "", "").await.unwrap();
+    }
+
+    let out = platform::admin::run_with_store(
+        &src,
+        platform::admin::AdminCommand::CopyTo { url: db.url() },
+        true,
+    )
+    .await
+    .unwrap();
+    let counts: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        counts,
+        serde_json::json!({"users": 2, "app_keys": 1, "things": 2, "properties": 1,
+            "interfaces": 1, "audit_entries": 1205})
+    );
+
+    let dst = db.open().await;
+    assert_eq!(
+        dst.list_users().await.unwrap(),
+        src.list_users().await.unwrap()
+    );
+    assert_eq!(
+        dst.user_with_hash("cat").await.unwrap(),
+        src.user_with_hash("cat").await.unwrap()
+    );
+    assert_eq!(
+        dst.app_key_by_hash("khash").await.unwrap(),
+        src.app_key_by_hash("khash").await.unwrap()
+    );
+    assert_eq!(
+        dst.list_things().await.unwrap(),
+        src.list_things().await.unwrap()
+    );
+    assert_eq!(
+        dst.properties("P1").await.unwrap(),
+        src.properties("P1").await.unwrap()
+    );
+    assert_eq!(
+        dst.interfaces("P1").await.unwrap(),
+        src.interfaces("P1").await.unwrap()
+    );
+    assert_eq!(
+        dst.audit_log(10_000).await.unwrap(),
+        src.audit_log(10_000).await.unwrap()
+    );
+    // new rows continue above the copied ids
+    let max_user = src
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .max()
+        .unwrap();
+    assert!(dst.create_user("dan", "h", Role::Viewer).await.unwrap().id > max_user);
+    let max_thing = src
+        .list_things()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .max()
+        .unwrap();
+    assert!(dst.create_thing(&thing("P2", None)).await.unwrap().id > max_thing);
+    dst.create_app_key(&key("k2", "dan"), "k2hash")
+        .await
+        .unwrap();
+    dst.audit("after", "a", "s", "", "").await.unwrap();
+    let newest = &dst.audit_log(1).await.unwrap()[0];
+    assert_eq!(newest.kind, "after");
+    dst.close().await;
+
+    // the target is not empty now: refused, nothing written
+    let r = platform::admin::run_with_store(
+        &src,
+        platform::admin::AdminCommand::CopyTo { url: db.url() },
+        false,
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Err(platform::admin::AdminError::Store(StoreError::Conflict(_)))
+        ),
+        "{r:?}"
+    );
+    src.close().await;
 }

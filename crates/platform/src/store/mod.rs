@@ -193,6 +193,68 @@ impl AuditFilter {
     }
 }
 
+/// How many audit entries a copy moves per transaction.
+const COPY_AUDIT_BATCH: i64 = 1000;
+
+/// What [`Store::copy_into`] moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CopyCounts {
+    pub users: usize,
+    pub app_keys: usize,
+    pub things: usize,
+    pub properties: usize,
+    pub interfaces: usize,
+    pub audit_entries: usize,
+}
+
+/// Raw rows for a copy between stores (ids and hashes kept).
+#[derive(Default)]
+struct Dump {
+    users: Vec<UserRow>,
+    app_keys: Vec<AppKeyRow>,
+    things: Vec<Thing>,
+    properties: Vec<PropertyRow>,
+    interfaces: Vec<InterfaceRow>,
+}
+
+struct UserRow {
+    id: i64,
+    name: String,
+    password_hash: String,
+    role: String,
+    created_at: i64,
+}
+
+struct AppKeyRow {
+    id: i64,
+    name: String,
+    key_hash: String,
+    user_id: i64,
+    expires_at: Option<i64>,
+    allowed_addresses: String,
+    thing_patterns: String,
+    revoked: bool,
+    created_at: i64,
+}
+
+struct PropertyRow {
+    thing_id: i64,
+    name: String,
+    base_type: String,
+    value: String,
+    time: i64,
+    quality: String,
+}
+
+struct InterfaceRow {
+    thing_id: i64,
+    name: String,
+    host: String,
+    port: i64,
+    protocol: String,
+    description: String,
+}
+
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
@@ -469,6 +531,39 @@ impl Store {
     /// The newest `limit` audit entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit_query(&AuditFilter::newest(limit)).await
+    }
+
+    /// Copies everything in this store (users with their password hashes,
+    /// app keys with their key hashes, things, properties, interfaces, the
+    /// audit log; ids and times kept) into `target`, which must be empty
+    /// (else `Conflict`). Entities go in one transaction; the audit log
+    /// follows in batches. Run it with the platform stopped.
+    pub async fn copy_into(&self, target: &Store) -> Result<CopyCounts, StoreError> {
+        if dispatch!(target.row_count())? != 0 {
+            return Err(StoreError::Conflict(
+                "data in the target store (it must be empty)".into(),
+            ));
+        }
+        let dump = dispatch!(self.dump())?;
+        dispatch!(target.load(&dump))?;
+        let mut counts = CopyCounts {
+            users: dump.users.len(),
+            app_keys: dump.app_keys.len(),
+            things: dump.things.len(),
+            properties: dump.properties.len(),
+            interfaces: dump.interfaces.len(),
+            audit_entries: 0,
+        };
+        let mut after = 0;
+        loop {
+            let page = dispatch!(self.audit_page(after, COPY_AUDIT_BATCH))?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            dispatch!(target.load_audit(&page))?;
+            counts.audit_entries += page.len();
+        }
+        dispatch!(target.after_copy())?;
+        Ok(counts)
     }
 
     /// The audit entries matching `filter`, newest first.

@@ -51,4 +51,19 @@ impl PgStore {
     }
 }
 
-super::sql::sql_backend!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, "strpos");
+/// After rows were copied in with their ids, identity sequences continue
+/// above the largest id.
+const AFTER_COPY: &[&str] = &[
+    "SELECT setval(pg_get_serial_sequence('users', 'id'), COALESCE((SELECT MAX(id) FROM users), 0) + 1, false)",
+    "SELECT setval(pg_get_serial_sequence('app_keys', 'id'), COALESCE((SELECT MAX(id) FROM app_keys), 0) + 1, false)",
+    "SELECT setval(pg_get_serial_sequence('things', 'id'), COALESCE((SELECT MAX(id) FROM things), 0) + 1, false)",
+    "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), COALESCE((SELECT MAX(id) FROM audit_log), 0) + 1, false)",
+];
+
+super::sql::sql_backend!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "strpos",
+    AFTER_COPY
+);

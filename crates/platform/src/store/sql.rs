@@ -42,9 +42,12 @@ pub(super) const AUDIT_COLUMNS: &str = "id, time, kind, actor, subject, detail, 
 /// - `$row`: its row type,
 /// - `$strpos`: the SQL function `f(haystack, needle)` giving the 1-based
 ///   position of `needle` in `haystack`, 0 when absent (`instr` in SQLite,
-///   `strpos` in PostgreSQL).
+///   `strpos` in PostgreSQL),
+/// - `$after_copy`: statements run after rows were copied in with their ids
+///   (PostgreSQL moves its identity sequences past them; SQLite's
+///   AUTOINCREMENT follows by itself).
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $strpos:literal) => {
+    ($store:ident, $db:ty, $row:ty, $strpos:literal, $after_copy:expr) => {
         use std::str::FromStr as _;
 
         use sqlx::Row as _;
@@ -52,7 +55,7 @@ macro_rules! sql_backend {
         use super::sql::{
             APP_KEY_COLUMNS, AUDIT_COLUMNS, THING_COLUMNS, corrupt, not_found_if_zero, unique,
         };
-        use super::{AuditFilter, StoreError};
+        use super::{AuditFilter, Dump, StoreError};
         use crate::model::{
             AppKey, AuditEntry, NewAppKey, NewThing, PropertyValue, RemoteInterface, Role, Thing,
             User, now_ms,
@@ -577,6 +580,221 @@ macro_rules! sql_backend {
                     .iter()
                     .map(audit_from_row)
                     .collect()
+            }
+
+            /// Rows in users, app keys, things and the audit log.
+            pub(super) async fn row_count(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM app_keys) \
+                     + (SELECT COUNT(*) FROM things) + (SELECT COUNT(*) FROM audit_log)",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            /// Every row except the audit log, ids and secrets' hashes included.
+            pub(super) async fn dump(&self) -> Result<Dump, StoreError> {
+                let mut d = Dump::default();
+                for r in sqlx::query(
+                    "SELECT id, name, password_hash, role, created_at FROM users ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    d.users.push(super::UserRow {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        password_hash: r.try_get("password_hash")?,
+                        role: r.try_get("role")?,
+                        created_at: r.try_get("created_at")?,
+                    });
+                }
+                for r in sqlx::query(
+                    "SELECT id, name, key_hash, user_id, expires_at, allowed_addresses, thing_patterns, \
+                     revoked, created_at FROM app_keys ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    d.app_keys.push(super::AppKeyRow {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        key_hash: r.try_get("key_hash")?,
+                        user_id: r.try_get("user_id")?,
+                        expires_at: r.try_get("expires_at")?,
+                        allowed_addresses: r.try_get("allowed_addresses")?,
+                        thing_patterns: r.try_get("thing_patterns")?,
+                        revoked: r.try_get("revoked")?,
+                        created_at: r.try_get("created_at")?,
+                    });
+                }
+                for r in sqlx::query(&format!("SELECT {THING_COLUMNS} FROM things ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    d.things.push(thing_from_row(&r)?);
+                }
+                for r in sqlx::query(
+                    "SELECT thing_id, name, base_type, value, time, quality FROM properties ORDER BY thing_id, name",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    d.properties.push(super::PropertyRow {
+                        thing_id: r.try_get("thing_id")?,
+                        name: r.try_get("name")?,
+                        base_type: r.try_get("base_type")?,
+                        value: r.try_get("value")?,
+                        time: r.try_get("time")?,
+                        quality: r.try_get("quality")?,
+                    });
+                }
+                for r in sqlx::query(
+                    "SELECT thing_id, name, host, port, protocol, description FROM remote_interfaces ORDER BY thing_id, name",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    d.interfaces.push(super::InterfaceRow {
+                        thing_id: r.try_get("thing_id")?,
+                        name: r.try_get("name")?,
+                        host: r.try_get("host")?,
+                        port: r.try_get("port")?,
+                        protocol: r.try_get("protocol")?,
+                        description: r.try_get("description")?,
+                    });
+                }
+                Ok(d)
+            }
+
+            /// Audit entries with an id above `after`, oldest first.
+            pub(super) async fn audit_page(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<AuditEntry>, StoreError> {
+                sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(audit_from_row)
+                .collect()
+            }
+
+            /// Writes a dump (ids kept) in one transaction.
+            pub(super) async fn load(&self, d: &Dump) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for u in &d.users {
+                    sqlx::query(
+                        "INSERT INTO users (id, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(u.id)
+                    .bind(&u.name)
+                    .bind(&u.password_hash)
+                    .bind(&u.role)
+                    .bind(u.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique(e, format!("user `{}`", u.name)))?;
+                }
+                for k in &d.app_keys {
+                    sqlx::query(
+                        "INSERT INTO app_keys (id, name, key_hash, user_id, expires_at, allowed_addresses, \
+                         thing_patterns, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(k.id)
+                    .bind(&k.name)
+                    .bind(&k.key_hash)
+                    .bind(k.user_id)
+                    .bind(k.expires_at)
+                    .bind(&k.allowed_addresses)
+                    .bind(&k.thing_patterns)
+                    .bind(k.revoked)
+                    .bind(k.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique(e, format!("app key `{}`", k.name)))?;
+                }
+                for t in &d.things {
+                    sqlx::query(
+                        "INSERT INTO things (id, name, identifier, template, description, is_connected, \
+                         last_connection, ephemeral, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(t.id)
+                    .bind(&t.name)
+                    .bind(&t.identifier)
+                    .bind(t.template.as_str())
+                    .bind(&t.description)
+                    .bind(t.is_connected)
+                    .bind(t.last_connection)
+                    .bind(t.ephemeral)
+                    .bind(t.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique(e, format!("thing `{}`", t.name)))?;
+                }
+                for p in &d.properties {
+                    sqlx::query(
+                        "INSERT INTO properties (thing_id, name, base_type, value, time, quality) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(p.thing_id)
+                    .bind(&p.name)
+                    .bind(&p.base_type)
+                    .bind(&p.value)
+                    .bind(p.time)
+                    .bind(&p.quality)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for i in &d.interfaces {
+                    sqlx::query(
+                        "INSERT INTO remote_interfaces (thing_id, name, host, port, protocol, description) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(i.thing_id)
+                    .bind(&i.name)
+                    .bind(&i.host)
+                    .bind(i.port)
+                    .bind(&i.protocol)
+                    .bind(&i.description)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Appends audit entries with their ids and times.
+            pub(super) async fn load_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for e in entries {
+                    sqlx::query(
+                        "INSERT INTO audit_log (id, time, kind, actor, subject, detail, peer) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(e.id)
+                    .bind(e.time)
+                    .bind(&e.kind)
+                    .bind(&e.actor)
+                    .bind(&e.subject)
+                    .bind(&e.detail)
+                    .bind(&e.peer)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Runs the backend's statements after a copy (identity sequences).
+            pub(super) async fn after_copy(&self) -> Result<(), StoreError> {
+                let statements: &[&str] = $after_copy;
+                for sql in statements {
+                    sqlx::query(sql).execute(&self.pool).await?;
+                }
+                Ok(())
             }
         }
     };

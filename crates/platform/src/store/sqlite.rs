@@ -36,4 +36,10 @@ impl SqliteStore {
     }
 }
 
-super::sql::sql_backend!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "instr");
+super::sql::sql_backend!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "instr",
+    &[]
+);
