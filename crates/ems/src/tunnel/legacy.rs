@@ -67,6 +67,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The platform pings every 15 s: four times that in silence is a dead socket.
 const SILENCE: Duration = Duration::from_secs(60);
+/// The edge pings the platform this often, so a quiet tunnel is not taken
+/// for a dead one by either side.
+const KEEPALIVE: Duration = Duration::from_secs(20);
 /// Deadline of a `TunnelCommandFromEdge` call.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued towards the platform (each ≤ `MAX_CHUNK` raw bytes).
@@ -399,6 +402,7 @@ impl Tunnels {
             down: 0,
             connections: 0,
             local: None,
+            stop: stop.clone(),
         };
         let (sink, stream) = ws.split();
         let (out, out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
@@ -446,6 +450,7 @@ struct Running {
     down: u64,
     connections: u64,
     local: Option<Local>,
+    stop: CancellationToken,
 }
 
 type WsStream = futures_util::stream::SplitStream<net::ws::ClientWs>;
@@ -463,6 +468,11 @@ impl Running {
         stop: &CancellationToken,
         idle: Duration,
     ) -> (String, Initiator, bool) {
+        let mut tick = tokio::time::interval(IDLE_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Control first: an Attach is queued before the CONNECT
@@ -503,7 +513,10 @@ impl Running {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep(IDLE_CHECK) => {
+                _ = keepalive.tick() => {
+                    let _ = out.try_send(Message::Ping(Bytes::from_static(b"tether-keepalive")));
+                }
+                _ = tick.tick() => {
                     if self.clock.idle_for() >= idle {
                         return (format!("idle timeout ({} ms without data)", idle.as_millis()), Initiator::Edge, true);
                     }
@@ -602,7 +615,11 @@ impl Running {
         let Some(local) = self.local.as_mut() else {
             return;
         };
-        let written = timeout(WRITE_TIMEOUT, local.write.write_all(bytes)).await;
+        let written = tokio::select! {
+            w = timeout(WRITE_TIMEOUT, local.write.write_all(bytes)) => w,
+            // Completed or shutting down while the target is not reading.
+            _ = self.stop.cancelled() => return,
+        };
         if !matches!(written, Ok(Ok(()))) && !local.closing {
             // The target stopped taking bytes: as if it closed.
             tracing::info!("local write failed: disconnecting");
