@@ -7,6 +7,13 @@
 //! flow control the legacy edge lacks: client DATA is granted back (WINDOW)
 //! once written to the edge's socket, and edge bytes go to the client only
 //! within the credit the client granted.
+//!
+//! Ordering contract for edges: the edge's frames are read and forwarded
+//! strictly in order, and a WebSocket ping is answered (tungstenite queues
+//! the pong while reading) only after every frame before it was forwarded.
+//! An edge that pings after its last frame and sends `TunnelCommandFromEdge
+//! DISCONNECT` (over AlwaysOn) after the pong therefore loses no bytes; the
+//! Tether EMS does so (tests/legacy.rs shows the bytes lost without it).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

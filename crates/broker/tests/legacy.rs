@@ -144,3 +144,70 @@ async fn legacy_edge_bridged_to_a_native_client() {
 fn broker_chunk() -> usize {
     6 * 1024
 }
+
+/// The contract a legacy edge relies on to order `TunnelCommandFromEdge
+/// DISCONNECT` (AlwaysOn) after its last data frames (tunnel socket): the
+/// broker answers a ping only after forwarding every frame before it, so
+/// DISCONNECT sent after the pong never cuts the data short.
+#[tokio::test]
+async fn a_pong_means_the_frames_before_the_ping_were_forwarded() {
+    use base64::Engine as _;
+    let mut h = spawn(9, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let tid = h.next_start().await.session_id;
+    let url = format!(
+        "{}/Thingworx/WSTunnelServer/{tid}",
+        h.base.replace("http://", "ws://")
+    );
+    let mut edge = legacy_attach(&url, EDGE_KEY).await.unwrap();
+    let joined = rac::Joined {
+        session: tid.clone(),
+        client_url: created["client_url"].as_str().unwrap().to_owned(),
+        client_token: created["client_token"].as_str().unwrap().to_owned(),
+    };
+    let tls = rac::tls_config(&net::Trust::default()).unwrap();
+    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let _client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+
+    let mut a = TcpStream::connect(local).await.unwrap();
+    a.write_all(b"go").await.unwrap();
+    // The client's first bytes reach the edge once CONNECT was answered.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), edge.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no data frame at the edge: {other:?}"),
+        }
+    }
+    // The client reads slowly-as-it-likes in a task: more than its window.
+    let reader = tokio::spawn(async move { read_to_eof(&mut a).await });
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 249) as u8).collect();
+    for chunk in data.chunks(broker_chunk()) {
+        let text = base64::engine::general_purpose::STANDARD.encode(chunk);
+        edge.send(Message::Text(text.into())).await.unwrap();
+    }
+    edge.send(Message::Ping(b"barrier".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), edge.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) if &p[..] == b"barrier" => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    }
+    h.broker
+        .edge_command(&tid, EdgeCommand::Disconnect)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes differ");
+}
