@@ -13,7 +13,8 @@
 //! the pong while reading) only after every frame before it was forwarded.
 //! An edge that pings after its last frame and sends `TunnelCommandFromEdge
 //! DISCONNECT` (over AlwaysOn) after the pong therefore loses no bytes; the
-//! Tether EMS does so (tests/legacy.rs shows the bytes lost without it).
+//! Tether EMS does so. tests/legacy.rs checks it (without the ping round
+//! trip that test loses bytes).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
