@@ -28,7 +28,11 @@ pub(super) fn parse_url(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 
 impl PgStore {
     pub(super) async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let opts = parse_url(url)?.application_name("tether-platform");
+        // client_min_messages: no NOTICE lines ("relation … already exists,
+        // skipping") in the log at every start.
+        let opts = parse_url(url)?
+            .application_name("tether-platform")
+            .options([("client_min_messages", "warning")]);
         // One direct connection first: a wrong host, port, password or
         // database fails at once with the server's reason (the pool would
         // retry until its acquire timeout and report only that).
