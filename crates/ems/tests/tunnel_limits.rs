@@ -1,7 +1,8 @@
 //! Tunnel limits and modes against the real platform and broker:
 //! `tunnel.max_concurrent` refuses the (N+1)th tunnel with its documented
 //! reason and frees the slot when a tunnel ends, in native and legacy mode;
-//! `tunnel.mode = "native"` refuses a legacy-only `StartTunnel`.
+//! `tunnel.mode = "native"` refuses a legacy-only `StartTunnel`; a legacy
+//! `TunnelCommandToEdge CONNECT` says why it failed and counts `num_connects`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -175,5 +176,71 @@ async fn native_mode_refuses_a_legacy_start_tunnel() {
         .map(|t| t.to_json().to_string())
         .unwrap_or_default();
     assert!(text.contains("tunnel.mode is \\\"native\\\""), "{text}");
+    ems.stop().await;
+}
+
+/// `TunnelCommandToEdge` on `GATEWAY`: (code, error text).
+async fn command(p: &PlatformHandle, tid: &str, command: &str) -> (Code, String) {
+    let params = InfoTable::single_row([
+        ("tid", Primitive::String(tid.into())),
+        ("command", Primitive::String(command.into())),
+    ]);
+    let answer = p
+        .platform
+        .request(
+            GATEWAY,
+            Code::POST,
+            Characteristic::SERVICES,
+            "TunnelCommandToEdge",
+            Some(params),
+        )
+        .await
+        .unwrap();
+    let text = answer
+        .body
+        .content
+        .map(|t| t.to_json().to_string())
+        .unwrap_or_default();
+    (answer.code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_connect_reports_why_it_failed() {
+    let (p, ems, target) = setup("legacy").await;
+    let port = target.local_addr().unwrap().port();
+    let (status, body) = create(&p).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let tid = body["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !server_attached(&p, &tid).await {
+        assert!(tokio::time::Instant::now() < deadline, "not attached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(
+        command(&p, "no-such-tunnel", "CONNECT").await.0,
+        Code::NOT_FOUND
+    );
+    let (code, text) = command(&p, &tid, "OPEN").await;
+    assert_eq!(code, Code::BAD_REQUEST);
+    assert!(text.contains("CONNECT or DISCONNECT"), "{text}");
+
+    // The target is gone: the attempt fails with the reason...
+    drop(target);
+    let (code, text) = command(&p, &tid, "CONNECT").await;
+    assert_eq!(code, Code::BAD_GATEWAY, "{text}");
+    assert!(
+        text.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{text}"
+    );
+    // ...and it was the one attempt `num_connects: 1` allows.
+    let (code, text) = command(&p, &tid, "CONNECT").await;
+    assert_eq!(code, Code::BAD_REQUEST, "{text}");
+    assert!(
+        text.contains("Exceeded allowable number of connect attempts"),
+        "{text}"
+    );
+    // DISCONNECT with nothing open is harmless.
+    assert_eq!(command(&p, &tid, "DISCONNECT").await.0, Code::SUCCESS);
     ems.stop().await;
 }
