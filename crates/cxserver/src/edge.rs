@@ -7,13 +7,16 @@
 use std::sync::Arc;
 
 use net::accept::Conn;
-use net::ws::deflate::DeflateConfig;
+use net::ws::deflate::{DEFAULT_MIN_SIZE, DeflateConfig};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tracing::debug;
 
 use crate::server::Shared;
 use crate::session::EdgeTask;
 use crate::tunnel::{self, TunnelRequest};
+
+/// Smallest message compressed towards an edge when the server keeps no deflate window.
+const NO_CONTEXT_MIN_SIZE: usize = 256;
 
 /// The AlwaysOn endpoint path.
 pub const ALWAYSON_PATH: &str = "/Thingworx/WS";
@@ -35,6 +38,12 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
     let deflate = edge.compression.then(|| {
         stream.arm_deflate(DeflateConfig {
             server_context_takeover: edge.compression_context_takeover,
+            // Without a kept window a small push shrinks ~10 % for ~30 µs of CPU: not worth it.
+            min_size: if edge.compression_context_takeover {
+                DEFAULT_MIN_SIZE
+            } else {
+                NO_CONTEXT_MIN_SIZE
+            },
             max_message_size: edge.max_message_size,
             max_frame_size: edge.max_message_size,
             ..DeflateConfig::default()

@@ -176,6 +176,10 @@ fn give_decompressor(mut d: Decompress) {
 
 /// Inflates `input` into `out` (appending), failing once `out` would pass
 /// `limit`. Returns true if the deflate stream ended (a BFINAL block).
+///
+/// Works on slices sized per call: flate2's `*_vec` calls zero the whole
+/// spare capacity every time, which costs more than inflating a small
+/// message once a buffer has grown.
 fn inflate(
     d: &mut Decompress,
     mut input: &[u8],
@@ -190,14 +194,14 @@ fn inflate(
         let want = (input.len().saturating_mul(4))
             .clamp(1024, 256 * 1024)
             .min(room);
-        out.reserve(want);
-        let spare_before = out.capacity() - out.len();
+        let start = out.len();
+        out.resize(start + want, 0);
         let (in_before, out_before) = (d.total_in(), d.total_out());
-        let status = d
-            .decompress_vec(input, out, FlushDecompress::Sync)
-            .map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+        let status = d.decompress(input, &mut out[start..], FlushDecompress::Sync);
         let consumed = (d.total_in() - in_before) as usize;
         let produced = (d.total_out() - out_before) as usize;
+        out.truncate(start + produced);
+        let status = status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
         input = &input[consumed..];
         if out.len() > limit {
             return Err(DeflateError::TooBig { limit });
@@ -205,7 +209,7 @@ fn inflate(
         if status == Status::StreamEnd {
             return Ok(true);
         }
-        if input.is_empty() && produced < spare_before {
+        if input.is_empty() && produced < want {
             return Ok(false);
         }
         if consumed == 0 && produced == 0 {
@@ -216,19 +220,21 @@ fn inflate(
 
 /// Deflates `input` with a sync flush, appending to `out`.
 fn deflate(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), DeflateError> {
-    out.reserve(input.len() + input.len() / 8 + 64);
+    let mut want = input.len() + input.len() / 8 + 64;
     loop {
-        let spare_before = out.capacity() - out.len();
+        let start = out.len();
+        out.resize(start + want, 0);
         let (in_before, out_before) = (c.total_in(), c.total_out());
-        c.compress_vec(input, out, FlushCompress::Sync)
-            .map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+        let status = c.compress(input, &mut out[start..], FlushCompress::Sync);
         let consumed = (c.total_in() - in_before) as usize;
         let produced = (c.total_out() - out_before) as usize;
+        out.truncate(start + produced);
+        status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
         input = &input[consumed..];
-        if input.is_empty() && produced < spare_before {
+        if input.is_empty() && produced < want {
             return Ok(());
         }
-        out.reserve(64 * 1024);
+        want = 64 * 1024;
     }
 }
 
