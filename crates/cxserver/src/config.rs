@@ -153,7 +153,7 @@ pub struct EdgeSettings {
     /// off: the `101` then carries no extension, as the byte-exact upgrade test expects).
     pub compression: bool,
     /// `edge.compression-context-takeover`: keep the server's deflate window across messages
-    /// (better ratio, ~280 KiB per compressing edge); off answers `server_no_context_takeover`.
+    /// (better ratio, ~310 KiB per compressing edge); off answers `server_no_context_takeover`.
     pub compression_context_takeover: bool,
 }
 
