@@ -4,7 +4,9 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use proptest::prelude::*;
 
-use super::codec::{Inbound, Outbound, TRAILER, apply_mask, parse_head, write_head};
+use super::frame::{TRAILER, apply_mask, parse_head, write_head};
+use super::inbound::Inbound;
+use super::outbound::Outbound;
 use super::{DeflateConfig, DeflateError, DeflateParams};
 
 const OP_TEXT: u8 = 1;
