@@ -459,3 +459,30 @@ fn large_inflated_message_is_split_into_frames() {
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].1, big);
 }
+
+#[test]
+fn fragmented_bomb_is_refused_across_frames() {
+    // Each fragment inflates below the limit; together they pass it.
+    let mut c = Compress::new(Compression::best(), false);
+    let z = zdeflate(&mut c, &vec![b'a'; 3 << 20]);
+    let mut wire = Vec::new();
+    let frags: Vec<&[u8]> = z.chunks(z.len() / 4 + 1).collect();
+    for (i, f) in frags.iter().enumerate() {
+        let op = if i == 0 { OP_BINARY } else { 0 };
+        write_head(
+            &mut wire,
+            i + 1 == frags.len(),
+            i == 0,
+            op,
+            Some([0; 4]),
+            f.len(),
+        );
+        wire.extend_from_slice(f);
+    }
+    let mut inb = Inbound::new(params(false, false), &config());
+    let err = run_inbound(&mut inb, &wire, &[]).unwrap_err();
+    assert!(
+        matches!(err, DeflateError::TooBig { limit } if limit == 1 << 20),
+        "{err}"
+    );
+}
