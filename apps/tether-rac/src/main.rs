@@ -257,7 +257,16 @@ fn run(cmd: Command, how: Join, mut opts: RunOptions, from_settings: bool) -> Ex
         net::shutdown::cancel_on_signal(shutdown.clone());
         let stdio = matches!(cmd, Command::Stdio { .. });
         let notify: rac::Notify = Arc::new(move |n| match n {
-            Notice::Joined { session } => eprintln!("tether-rac: joined session {session}"),
+            Notice::Joined {
+                session,
+                thing,
+                interface,
+            } => match (thing, interface) {
+                (Some(t), Some(i)) => {
+                    eprintln!("tether-rac: joined session {session} ({t} / {i})")
+                }
+                _ => eprintln!("tether-rac: joined session {session}"),
+            },
             Notice::Listening(addr) => {
                 println!(
                     "listening on {addr}: connect with e.g. `ssh -p {} user@localhost`",
@@ -267,6 +276,9 @@ fn run(cmd: Command, how: Join, mut opts: RunOptions, from_settings: bool) -> Ex
             }
             Notice::PeerAttached if !stdio => eprintln!("tether-rac: device attached"),
             Notice::PeerLeft => eprintln!("tether-rac: device left"),
+            Notice::AddressNotReported(why) => {
+                eprintln!("tether-rac: note: the web page will not show the local address ({why})")
+            }
             _ => {}
         });
         let result = match cmd {

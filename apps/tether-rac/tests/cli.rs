@@ -165,3 +165,14 @@ async fn refusals_have_clear_exit_codes() {
     .await;
     assert_eq!(code, i32::from(rac::EXIT_UNAVAILABLE), "{err}");
 }
+
+#[tokio::test]
+async fn version_is_printed() {
+    let out = rac().arg("--version").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim(),
+        format!("tether-rac {}", env!("CARGO_PKG_VERSION"))
+    );
+}

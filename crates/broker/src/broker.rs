@@ -66,6 +66,35 @@ pub struct ClientToken {
     pub client_url: String,
     /// The attach deadline.
     pub expires: chrono::DateTime<Utc>,
+    /// The thing the session reaches (for the RAC's labels).
+    pub thing: String,
+    /// Its interface, e.g. `ssh`.
+    pub interface: String,
+}
+
+/// Longest local address a RAC may report (`[v6]:port` fits easily).
+pub const MAX_CLIENT_ADDRESS_LEN: usize = 64;
+
+/// Check a RAC's reported local address: a loopback socket address of at
+/// most [`MAX_CLIENT_ADDRESS_LEN`] characters, port not 0. Returns it in
+/// canonical form.
+pub fn valid_client_address(text: &str) -> Result<String, BrokerError> {
+    let bad = |why: &str| BrokerError::BadRequest(format!("local_address {why}"));
+    if text.is_empty() || text.len() > MAX_CLIENT_ADDRESS_LEN {
+        return Err(bad(&format!(
+            "must be 1 to {MAX_CLIENT_ADDRESS_LEN} characters"
+        )));
+    }
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| bad("must be an address and port, e.g. 127.0.0.1:2222"))?;
+    if !addr.ip().is_loopback() {
+        return Err(bad("must be a loopback address (127.0.0.0/8 or [::1])"));
+    }
+    if addr.port() == 0 {
+        return Err(bad("needs a port other than 0"));
+    }
+    Ok(addr.to_string())
 }
 
 fn ser_secret<S: serde::Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
@@ -87,6 +116,9 @@ struct Entry {
     /// Hashes of the side tokens, `None` once used (or not issued yet).
     tokens: [Option<TokenHash>; 2],
     nonce: Option<(TokenHash, Instant)>,
+    /// The client token's hash once it was spent on the attach: it then
+    /// authenticates the RAC's reports (`client-info`) and nothing else.
+    client_report: Option<TokenHash>,
 }
 
 pub(crate) struct Inner {
@@ -231,6 +263,7 @@ impl Broker {
                     nonce: nonce
                         .as_ref()
                         .map(|n| (TokenHash::of(n), now + cfg.nonce_ttl)),
+                    client_report: None,
                 },
             );
         }
@@ -370,7 +403,41 @@ impl Broker {
             client_token: client,
             client_url: cfg.endpoint_url(id, Side::Client),
             expires: e.info.expires,
+            thing: e.info.thing.clone(),
+            interface: e.info.interface.clone(),
         })
+    }
+
+    /// Record the local address the RAC of session `id` listens on. The
+    /// RAC authenticates with the client token it attached with (spent for
+    /// attaching, still good for this report while the session lives).
+    pub fn report_client(
+        &self,
+        id: &str,
+        presented: &str,
+        local_address: &str,
+    ) -> Result<SessionView, BrokerError> {
+        let sessions = lock(&self.inner.sessions);
+        let Some(e) = sessions.get(id) else {
+            return Err(self.refused());
+        };
+        if !e
+            .client_report
+            .as_ref()
+            .is_some_and(|h| h.matches(presented))
+        {
+            return Err(self.refused());
+        }
+        let address = valid_client_address(local_address)?;
+        {
+            let mut s = lock(&e.shared.status);
+            if s.state == State::Ended {
+                return Err(BrokerError::NotFound);
+            }
+            s.client_address = Some(address.clone());
+        }
+        tracing::info!(session = %id, %address, "the client reported its local address");
+        Ok(e.shared.view(&e.info))
     }
 
     /// Accept a side's token (single use) and return the session's command
@@ -391,7 +458,10 @@ impl Broker {
         if !ok {
             return Err(self.refused());
         }
-        *slot = None;
+        let spent = slot.take();
+        if side == Side::Client {
+            e.client_report = spent;
+        }
         Ok(e.commands.clone())
     }
 
@@ -459,5 +529,35 @@ impl Broker {
     /// The authorizer, for the HTTP layer.
     pub(crate) fn hooks(&self) -> &Hooks {
         &self.inner.hooks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_address_must_be_loopback() {
+        assert_eq!(
+            valid_client_address("127.0.0.1:2222").unwrap(),
+            "127.0.0.1:2222"
+        );
+        assert_eq!(valid_client_address("[::1]:5900").unwrap(), "[::1]:5900");
+        assert_eq!(
+            valid_client_address("127.3.2.1:80").unwrap(),
+            "127.3.2.1:80"
+        );
+        for bad in [
+            "",
+            "10.0.0.1:22",
+            "0.0.0.0:22",
+            "localhost:22",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "[::2]:22",
+            &format!("127.0.0.1:22{}", " ".repeat(MAX_CLIENT_ADDRESS_LEN)),
+        ] {
+            assert!(valid_client_address(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

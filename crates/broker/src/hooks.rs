@@ -206,7 +206,7 @@ pub trait EdgeControl: Send + Sync + 'static {
 }
 
 /// The audit row of one ended session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     /// Session id.
     pub id: String,

@@ -34,6 +34,7 @@ where
         .route("/api/v1/sessions", post(create).get(list))
         .route("/api/v1/sessions/{id}", get(show).delete(end))
         .route("/api/v1/sessions/{id}/client-token", post(trade))
+        .route("/api/v1/sessions/{id}/client-info", post(client_info))
         .route("/remote-access/v1/sessions/{id}/server", get(attach_server))
         .route("/remote-access/v1/sessions/{id}/client", get(attach_client))
         .route("/Thingworx/WSTunnelServer/{id}", get(attach_legacy))
@@ -106,6 +107,26 @@ async fn trade(
 ) -> Result<Response, BrokerError> {
     let t = json_body(body)?;
     Ok(Json(b.trade_nonce(&id, &t.nonce)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientInfo {
+    local_address: String,
+}
+
+/// The RAC reports its local address, with its client token as bearer.
+async fn client_info(
+    State(b): State<Broker>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<ClientInfo>, JsonRejection>,
+) -> Result<Response, BrokerError> {
+    let Some(token) = bearer(&headers) else {
+        return Err(b.refused());
+    };
+    let info = json_body(body)?;
+    Ok(Json(b.report_client(&id, token, &info.local_address)?).into_response())
 }
 
 async fn attach_server(

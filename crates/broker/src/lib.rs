@@ -36,7 +36,10 @@ mod session;
 mod streams;
 mod token;
 
-pub use broker::{Broker, ClientToken, CreateSession, Created, MAX_NAME_LEN};
+pub use broker::{
+    Broker, ClientToken, CreateSession, Created, MAX_CLIENT_ADDRESS_LEN, MAX_NAME_LEN,
+    valid_client_address,
+};
 pub use config::{BrokerConfig, ConfigError};
 pub use error::BrokerError;
 pub use hooks::{

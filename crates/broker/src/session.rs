@@ -189,6 +189,9 @@ pub struct SessionView {
     pub bytes_server_to_client: u64,
     pub streams_opened: u64,
     pub streams_open: usize,
+    /// The local address the RAC listens on (`127.0.0.1:P`), once it has
+    /// reported it (`POST /api/v1/sessions/{id}/client-info`).
+    pub client_address: Option<String>,
 }
 
 /// The immutable facts of a session.
@@ -210,6 +213,8 @@ pub(crate) struct Status {
     pub attached: [bool; 2],
     pub started: Option<DateTime<Utc>>,
     pub ended: Option<(DateTime<Utc>, EndReason)>,
+    /// The RAC's local listening address, as it reported it.
+    pub client_address: Option<String>,
 }
 
 /// State shared by a session's actor and relay tasks.
@@ -236,6 +241,7 @@ impl Shared {
                 attached: [false; 2],
                 started: None,
                 ended: None,
+                client_address: None,
             }),
             streams: Mutex::new(crate::streams::Streams::new(window, max_streams)),
             hellos: Mutex::new(crate::hello::Hellos::default()),
@@ -248,9 +254,15 @@ impl Shared {
     }
 
     pub(crate) fn view(&self, info: &SessionInfo) -> SessionView {
-        let (state, attached, started, ended) = {
+        let (state, attached, started, ended, client_address) = {
             let s = lock(&self.status);
-            (s.state, s.attached, s.started, s.ended.clone())
+            (
+                s.state,
+                s.attached,
+                s.started,
+                s.ended.clone(),
+                s.client_address.clone(),
+            )
         };
         let streams_open = lock(&self.streams).open_count();
         SessionView {
@@ -271,6 +283,7 @@ impl Shared {
             bytes_server_to_client: self.bytes[Side::Server.idx()].load(Ordering::Relaxed),
             streams_opened: self.streams_opened.load(Ordering::Relaxed),
             streams_open,
+            client_address,
         }
     }
 

@@ -189,6 +189,9 @@ async fn tokens_are_single_use_and_per_side() {
     assert_eq!(ok.status(), 200);
     let body: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(body["client_token"].as_str().unwrap().len(), 43);
+    // The reply names what the session reaches (the RAC's labels).
+    assert_eq!(body["thing"], THING);
+    assert_eq!(body["interface"], "ssh");
     assert_eq!(trade(launch.nonce.clone()).await.status(), 401);
     // A browser caller may not take the client token directly.
     let r = h
@@ -201,6 +204,81 @@ async fn tokens_are_single_use_and_per_side() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let _ = id;
+}
+
+/// The RAC reports its local address with its (spent) client token; the
+/// session view shows it. Only a loopback socket address is taken, only
+/// with the right token, only once the client side attached.
+#[tokio::test]
+async fn client_reports_its_local_address() {
+    let mut h = spawn(echo_server().await, |_| {}).await;
+    let created = h.create_cli().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let token = created["client_token"].as_str().unwrap().to_owned();
+    let client_url = created["client_url"].as_str().unwrap().to_owned();
+    let start = h.next_start().await;
+    let server_token = start.server_token.expose().to_owned();
+    let report = |token: String, body: serde_json::Value| {
+        let url = format!("{}/api/v1/sessions/{id}/client-info", h.base);
+        let http = h.http.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = serde_json::json!({"local_address": "127.0.0.1:2222"});
+    // Not before the client attached (the token is for attaching first).
+    assert_eq!(report(token.clone(), good.clone()).await.status(), 401);
+    let _client = ws_attach(&client_url, &token, true).await.unwrap();
+    // Not with another token, nor with none.
+    assert_eq!(report(server_token, good.clone()).await.status(), 401);
+    let none = h
+        .http
+        .post(format!("{}/api/v1/sessions/{id}/client-info", h.base))
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    // Only loopback socket addresses, bounded, no other fields.
+    for bad in [
+        serde_json::json!({"local_address": "192.0.2.7:22"}),
+        serde_json::json!({"local_address": "127.0.0.1"}),
+        serde_json::json!({"local_address": format!("127.0.0.1:22{}", "0".repeat(100))}),
+        serde_json::json!({"local_address": "127.0.0.1:22", "extra": 1}),
+        serde_json::json!({}),
+    ] {
+        let r = report(token.clone(), bad.clone()).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let view = h.get_session(&id, "alice").await;
+    let view: serde_json::Value = view.json().await.unwrap();
+    assert!(view["client_address"].is_null(), "{view}");
+    let ok = report(token.clone(), good).await;
+    assert_eq!(ok.status(), 200);
+    let ok: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(ok["client_address"], "127.0.0.1:2222");
+    let view: serde_json::Value = h.get_session(&id, "alice").await.json().await.unwrap();
+    assert_eq!(view["client_address"], "127.0.0.1:2222");
+    // A session of another id does not take this token.
+    let other = h.create_cli().await.unwrap();
+    let r = h
+        .http
+        .post(format!(
+            "{}/api/v1/sessions/{}/client-info",
+            h.base,
+            other["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"local_address": "127.0.0.1:1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]

@@ -52,12 +52,31 @@ pub struct SessionInfo {
     pub platform: String,
     /// The local address to connect to.
     pub addr: SocketAddr,
+    /// The device, when the platform said (its nonce trade does).
+    pub thing: Option<String>,
+    /// The device's interface, e.g. `ssh`, when the platform said.
+    pub interface: Option<String>,
 }
 
 impl SessionInfo {
-    /// `session S @ host -> 127.0.0.1:P`.
+    /// `device / interface → 127.0.0.1:P`, or `session S @ host → 127.0.0.1:P`
+    /// when the platform did not name the device.
     pub fn label(&self) -> String {
-        format!("{} @ {} -> {}", self.session, self.platform, self.addr)
+        match (&self.thing, &self.interface) {
+            (Some(t), Some(i)) => format!("{t} / {i} \u{2192} {}", self.addr),
+            _ => format!(
+                "session {} @ {} \u{2192} {}",
+                self.session, self.platform, self.addr
+            ),
+        }
+    }
+
+    /// `device / interface` or `session S`, for notifications.
+    pub fn name(&self) -> String {
+        match (&self.thing, &self.interface) {
+            (Some(t), Some(i)) => format!("{t} / {i}"),
+            _ => format!("session {}", self.session),
+        }
     }
 }
 
@@ -288,8 +307,10 @@ async fn run_session(
             warn!("notice queue full; notice dropped");
         }
     });
-    let info = SessionInfo {
+    let mut info = SessionInfo {
         id,
+        thing: None,
+        interface: None,
         session: launch.session.clone(),
         platform: origin(&launch.platform),
         addr: match listener.local_addr() {
@@ -305,6 +326,13 @@ async fn run_session(
     let forward = tokio::spawn(async move {
         while let Some(n) = nrx.recv().await {
             let ev = match n {
+                Notice::Joined {
+                    thing, interface, ..
+                } => {
+                    info.thing = thing;
+                    info.interface = interface;
+                    continue;
+                }
                 Notice::Listening(_) => Event::Ready(info.clone()),
                 Notice::PeerAttached => Event::Peer { id, attached: true },
                 Notice::PeerLeft => Event::Peer {

@@ -174,7 +174,7 @@ impl Ui {
             Event::Ready(s) => {
                 self.notifier.notify(
                     "Tether: session ready",
-                    &format!("Connect to {} (session {})", s.addr, s.session),
+                    &format!("{}: connect to {}", s.name(), s.addr),
                 );
                 self.sessions.insert(s.id, (s, false));
             }
@@ -186,7 +186,7 @@ impl Ui {
             Event::Ended { id, why, .. } => match self.sessions.remove(&id) {
                 Some((s, _)) => self.notifier.notify(
                     "Tether: session ended",
-                    &format!("{} ({}): {why}", s.session, s.addr),
+                    &format!("{} ({}): {why}", s.name(), s.addr),
                 ),
                 None => self.notifier.notify("Tether: could not connect", &why),
             },

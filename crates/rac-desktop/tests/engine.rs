@@ -93,6 +93,10 @@ async fn sessions_appear_and_end_on_user_request() {
     assert!(info.addr.ip().is_loopback());
     assert_eq!(info.platform, b.base);
     assert!(url.contains(&info.session));
+    // The nonce trade named the device and interface: the menu label uses them.
+    assert_eq!(info.thing.as_deref(), Some("Pump1"));
+    assert_eq!(info.interface.as_deref(), Some("ssh"));
+    assert_eq!(info.label(), format!("Pump1 / ssh \u{2192} {}", info.addr));
     echo_through(info.addr).await;
 
     ui.commands.send(Command::End(info.id)).await.unwrap();

@@ -358,7 +358,11 @@ fn tray_registers_under_xvfb() {
         let l = layout_now(&bus, &sender, &path);
         l.contains("\"1 active session\"").then_some(l)
     });
-    assert!(layout.contains("-> 127.0.0.1:"), "{layout}");
+    // Labelled with the device and interface from the nonce trade.
+    assert!(
+        layout.contains("Pump1 / ssh \u{2192} 127.0.0.1:"),
+        "{layout}"
+    );
     assert!(layout.contains("Copy address 127.0.0.1:"), "{layout}");
     assert!(layout.contains("\"End session\""), "{layout}");
     let active = wait_for(Duration::from_secs(5), "the active icon", || {
@@ -414,6 +418,7 @@ fn tray_registers_under_xvfb() {
         noted("Tether: session ready"),
     );
     assert!(body.contains("127.0.0.1:"), "{body}");
+    assert!(body.contains("Pump1 / ssh"), "{body}");
     wait_for(
         Duration::from_secs(5),
         "a trust notification",

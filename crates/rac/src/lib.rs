@@ -25,7 +25,7 @@ pub use error::{
 };
 pub use launch::{LaunchUrl, valid_session_id};
 pub use net::Trust;
-pub use platform::{Credentials, Joined, Platform};
+pub use platform::{Credentials, Joined, Platform, SessionTarget};
 pub use run::{Join, Notice, Notify, RunOptions, listen, listen_on, stdio};
 
 /// Parse a platform base URL: `http` or `https`, a host, no query.

@@ -52,6 +52,23 @@ impl fmt::Debug for Joined {
     }
 }
 
+/// What the session reaches, as the platform says (for labels). Empty
+/// when the platform does not say (an older platform's nonce trade).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTarget {
+    /// The thing (device).
+    pub thing: Option<String>,
+    /// Its interface, e.g. `ssh`.
+    pub interface: Option<String>,
+}
+
+/// Longest thing or interface name taken from the platform for labels.
+const MAX_LABEL: usize = 256;
+
+fn label(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty() && s.len() <= MAX_LABEL && !s.chars().any(char::is_control))
+}
+
 /// A client of one platform's session API.
 #[derive(Debug, Clone)]
 pub struct Platform {
@@ -62,6 +79,10 @@ pub struct Platform {
 #[derive(Deserialize)]
 struct TokenAnswer {
     client_token: String,
+    #[serde(default)]
+    thing: Option<String>,
+    #[serde(default)]
+    interface: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +133,15 @@ impl Platform {
 
     /// Trade the launch nonce of session `id` for its client token.
     pub async fn trade_nonce(&self, id: &str, nonce: &str) -> Result<Joined, RacError> {
+        Ok(self.trade_nonce_for(id, nonce).await?.0)
+    }
+
+    /// [`Platform::trade_nonce`], also returning what the session reaches.
+    pub async fn trade_nonce_for(
+        &self,
+        id: &str,
+        nonce: &str,
+    ) -> Result<(Joined, SessionTarget), RacError> {
         if !valid_session_id(id) {
             return Err(RacError::Usage("invalid session id".into()));
         }
@@ -121,11 +151,37 @@ impl Platform {
             .post(url)
             .json(&serde_json::json!({ "nonce": nonce }));
         let answer: TokenAnswer = send(req).await?;
-        Ok(Joined {
+        let target = SessionTarget {
+            thing: label(answer.thing),
+            interface: label(answer.interface),
+        };
+        let joined = Joined {
             session: id.to_owned(),
             client_url: self.client_url(id),
             client_token: answer.client_token,
-        })
+        };
+        Ok((joined, target))
+    }
+
+    /// Tell the platform the local address the RAC listens on for session
+    /// `joined` (shown on the web page), authenticated with the client
+    /// token it attached with.
+    pub async fn report_local_address(
+        &self,
+        joined: &Joined,
+        local: std::net::SocketAddr,
+    ) -> Result<(), RacError> {
+        if !valid_session_id(&joined.session) {
+            return Err(RacError::Usage("invalid session id".into()));
+        }
+        let url = self.url(&format!("/api/v1/sessions/{}/client-info", joined.session))?;
+        let req = self
+            .http
+            .post(url)
+            .bearer_auth(&joined.client_token)
+            .json(&serde_json::json!({ "local_address": local.to_string() }));
+        let _: serde_json::Value = send(req).await?;
+        Ok(())
     }
 
     /// Create a session to `interface` on `thing` and take its client token.

@@ -14,7 +14,7 @@ use url::Url;
 use crate::client::{ClientOptions, Ended, Tunnel};
 use crate::error::RacError;
 use crate::launch::LaunchUrl;
-use crate::platform::{Credentials, Joined, Platform};
+use crate::platform::{Credentials, Joined, Platform, SessionTarget};
 
 /// How to get into a session.
 #[derive(Debug, Clone)]
@@ -37,14 +37,24 @@ pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notice {
-    /// Joined session `id`.
-    Joined { session: String },
+    /// Joined session `session`, reaching `interface` on `thing` (when
+    /// the platform says).
+    Joined {
+        session: String,
+        thing: Option<String>,
+        interface: Option<String>,
+    },
     /// The local port is open.
     Listening(SocketAddr),
     /// The other side (the edge) is attached.
     PeerAttached,
     /// The other side left.
     PeerLeft,
+    /// The platform took the local address (it shows it on the web page).
+    AddressReported(SocketAddr),
+    /// The platform did not take the local address (an older platform, or
+    /// it could not be reached); the session runs on regardless.
+    AddressNotReported(String),
 }
 
 /// Everything a run needs besides the join.
@@ -68,16 +78,27 @@ impl Default for RunOptions {
     }
 }
 
+/// A joined session: the platform's API, the client token, what it reaches.
+struct Session {
+    platform: Platform,
+    joined: Joined,
+    target: SessionTarget,
+}
+
 async fn join(
     how: &Join,
     tls: &rustls::ClientConfig,
     timeout: Duration,
-) -> Result<Joined, RacError> {
+) -> Result<Session, RacError> {
     match how {
         Join::Launch(l) => {
-            Platform::new(l.platform.clone(), tls, timeout)?
-                .trade_nonce(&l.session, &l.nonce)
-                .await
+            let platform = Platform::new(l.platform.clone(), tls, timeout)?;
+            let (joined, target) = platform.trade_nonce_for(&l.session, &l.nonce).await?;
+            Ok(Session {
+                platform,
+                joined,
+                target,
+            })
         }
         Join::Create {
             platform,
@@ -85,9 +106,18 @@ async fn join(
             interface,
             credentials,
         } => {
-            Platform::new(platform.clone(), tls, timeout)?
+            let platform = Platform::new(platform.clone(), tls, timeout)?;
+            let joined = platform
                 .create_session(thing, interface, credentials)
-                .await
+                .await?;
+            Ok(Session {
+                platform,
+                joined,
+                target: SessionTarget {
+                    thing: Some(thing.clone()),
+                    interface: Some(interface.clone()),
+                },
+            })
         }
     }
 }
@@ -96,13 +126,36 @@ async fn attach(
     how: &Join,
     opts: &RunOptions,
     notify: &(dyn Fn(Notice) + Send + Sync),
-) -> Result<Tunnel, RacError> {
+) -> Result<(Tunnel, Session), RacError> {
     let tls = crate::tls_config(&opts.trust)?;
-    let joined = join(how, &tls, opts.http_timeout).await?;
+    let session = join(how, &tls, opts.http_timeout).await?;
     notify(Notice::Joined {
-        session: joined.session.clone(),
+        session: session.joined.session.clone(),
+        thing: session.target.thing.clone(),
+        interface: session.target.interface.clone(),
     });
-    Tunnel::attach(&joined, tls, &opts.client).await
+    let tunnel = Tunnel::attach(&session.joined, tls, &opts.client).await?;
+    Ok((tunnel, session))
+}
+
+/// Tell the platform where the RAC listens (in the background: the web
+/// page shows it; a failure only costs that display).
+fn report_address(session: Session, local: SocketAddr, notify: Notify, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let report = session
+            .platform
+            .report_local_address(&session.joined, local);
+        tokio::select! {
+            r = report => match r {
+                Ok(()) => notify(Notice::AddressReported(local)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "local address not reported");
+                    notify(Notice::AddressNotReported(e.to_string()));
+                }
+            },
+            _ = stop.cancelled() => {}
+        }
+    });
 }
 
 fn watch_peer(tunnel: &Tunnel, notify: Notify) {
@@ -158,13 +211,18 @@ pub async fn listen_on(
     shutdown: CancellationToken,
     notify: Notify,
 ) -> Result<Ended, RacError> {
-    let tunnel = tokio::select! {
+    let (tunnel, session) = tokio::select! {
         t = attach(&how, &opts, notify.as_ref()) => t?,
         _ = shutdown.cancelled() => return Err(RacError::Usage("interrupted".into())),
     };
-    notify(Notice::Listening(listener.local_addr()?));
+    let local = listener.local_addr()?;
+    notify(Notice::Listening(local));
+    let reporting = shutdown.child_token();
+    report_address(session, local, notify.clone(), reporting.clone());
     watch_peer(&tunnel, notify);
-    Ok(tunnel.serve(listener, shutdown).await)
+    let ended = tunnel.serve(listener, shutdown).await;
+    reporting.cancel();
+    Ok(ended)
 }
 
 /// Join, attach and pipe `io` through one stream (`ssh -o ProxyCommand`).
@@ -175,7 +233,7 @@ pub async fn stdio<T: Io>(
     shutdown: CancellationToken,
     notify: Notify,
 ) -> Result<Ended, RacError> {
-    let tunnel = tokio::select! {
+    let (tunnel, _session) = tokio::select! {
         t = attach(&how, &opts, notify.as_ref()) => t?,
         _ = shutdown.cancelled() => return Err(RacError::Usage("interrupted".into())),
     };

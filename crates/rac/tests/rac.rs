@@ -74,6 +74,21 @@ async fn connect_with_app_key_then_ctrl_c() {
             .unwrap()
             .contains(&rac::Notice::Listening(local))
     );
+    // The RAC told the platform where it listens; the session shows it.
+    eventually(Duration::from_secs(5), || async {
+        seen.lock()
+            .unwrap()
+            .contains(&rac::Notice::AddressReported(local))
+            .then_some(())
+    })
+    .await
+    .expect("the local address was not reported");
+    let view: serde_json::Value = h.get_session(&id, "alice").await.json().await.unwrap();
+    assert_eq!(view["client_address"], local.to_string(), "{view}");
+    assert!(seen.lock().unwrap().iter().any(|n| matches!(
+        n,
+        rac::Notice::Joined { thing: Some(t), interface: Some(i), .. } if t == THING && i == "ssh"
+    )));
 
     stop.cancel(); // Ctrl-C
     let ended = tokio::time::timeout(Duration::from_secs(5), client)

@@ -6,9 +6,12 @@
 //! - `edge`: [`TestEdge`], a minimal AlwaysOn edge over a real websocket:
 //!   connect, AUTH, BIND, answer platform requests via a closure, push
 //!   property values.
+//! - [`broker`]: a broker with in-memory hooks on 127.0.0.1:0, a fake
+//!   tunnel edge, an echo target (the broker's and the RAC's tests).
 //!
 //! This is test code: functions return `anyhow::Result` and may be blunt.
 
+pub mod broker;
 mod edge;
 mod platform;
 
