@@ -37,6 +37,9 @@ enum Command {
         /// Override `data_dir`.
         #[arg(long, env = "TETHER_PLATFORM_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Override `[database] url` (`sqlite:PATH` or `postgres://…`).
+        #[arg(long, env = "TETHER_PLATFORM_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Start a local platform with a generated certificate, administrator and demo app key,
     /// plus a demo edge (EMS and Lua Script Resource) in the same process.
@@ -66,7 +69,12 @@ fn config_error(msg: impl std::fmt::Display) -> i32 {
     EXIT_CONFIG
 }
 
-async fn serve(config: PathBuf, listen: Option<String>, data_dir: Option<PathBuf>) -> i32 {
+async fn serve(
+    config: PathBuf,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> i32 {
     let mut raw = match RawConfig::load(&config) {
         Ok(raw) => raw,
         Err(e) => return config_error(e),
@@ -76,6 +84,9 @@ async fn serve(config: PathBuf, listen: Option<String>, data_dir: Option<PathBuf
     }
     if data_dir.is_some() {
         raw.data_dir = data_dir;
+    }
+    if database_url.is_some() {
+        raw.database.url = database_url;
     }
     let config = match raw.validate() {
         Ok(c) => c,
@@ -244,7 +255,8 @@ fn main() {
                 config,
                 listen,
                 data_dir,
-            } => serve(config, listen, data_dir).await,
+                database_url,
+            } => serve(config, listen, data_dir, database_url).await,
             Command::Quickstart { data_dir, port } => quickstart(data_dir, port).await,
             Command::Admin(args) => match platform::admin::run(args).await {
                 Ok(out) => {

@@ -154,6 +154,17 @@ fn config_errors_exit_64_naming_the_key() {
     assert!(err.contains("alwayson.request_timeout_ms"), "{err}");
     let (code, _, err) = run(&["serve", "--config", "/nonexistent/platform.toml"]);
     assert_eq!(code, 64, "{err}");
+    // --database-url overrides [database] url and is validated like it.
+    std::fs::write(&cfg, "data_dir = \"/tmp/x\"\n").unwrap();
+    let (code, _, err) = run(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--database-url",
+        "mysql://nope",
+    ]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("database.url"), "{err}");
 }
 
 /// Starts quickstart on port 0, reads its banner until "Press Ctrl-C", kills it.
