@@ -4,8 +4,11 @@
 //! `cargo bench -p cxserver --bench capacity` (env `CXBENCH_N` = edges, default 10 000;
 //! `CXBENCH_REQUESTS` = requests, default 20 000). The connection server runs in a child
 //! process (this binary re-executed with `CXBENCH_ROLE=cx`) so its VmRSS is measured alone;
-//! the fake platform and the edges run in this process. Both processes run with the soft
-//! open-file limit raised to the hard limit (through `sh -c 'ulimit -n …; exec …'`).
+//! the platform and the edges run in this process. The platform is the fake one of
+//! `tests/support` unless `CXBENCH_REAL=1`: then it is the real `platform` crate (SQLite in a
+//! temp dir, things `T0..` created up front, a `connection-server` user for the links), so
+//! every AUTH and BIND is checked and recorded as in production. Both processes run with the
+//! soft open-file limit raised to the hard limit (through `sh -c 'ulimit -n …; exec …'`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // The counting allocator below needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use alwayson::Code;
+use alwayson::{Characteristic, Code};
 use cxserver::{CxServer, Listeners, Secret, Tls};
 use support::*;
 use tokio::net::TcpListener;
@@ -179,7 +182,12 @@ fn parent() {
         .unwrap();
     rt.block_on(async move {
         println!("open files: {}", open_file_limit());
-        let platform = Arc::new(FakePlatform::start().await);
+        let platform = Arc::new(if std::env::var("CXBENCH_REAL").is_ok_and(|v| v == "1") {
+            Upstream::Real(real_platform(n + 200).await)
+        } else {
+            Upstream::Fake(FakePlatform::start().await)
+        });
+        println!("platform: {}", platform.kind());
         // CXBENCH_WRAPPER (e.g. "heaptrack -o /tmp/cx") runs the server under a profiler.
         let exe = std::env::current_exe().unwrap();
         let mut command = match std::env::var("CXBENCH_WRAPPER") {
@@ -193,8 +201,8 @@ fn parent() {
         };
         let mut cx = command
             .env("CXBENCH_ROLE", "cx")
-            .env("CXBENCH_PLATFORM", platform.url().as_str())
-            .env("CXBENCH_PIN", platform.cert.fingerprint().to_string())
+            .env("CXBENCH_PLATFORM", platform.url())
+            .env("CXBENCH_PIN", platform.pin())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -257,7 +265,7 @@ fn parent() {
         );
         println!(
             "cx CPU during set-up: {cx_cpu:.2} s = {:.0} set-ups per cx CPU-second \
-             (edges + fake platform process: {own_cpu:.2} s CPU; load average {})",
+             (edges + platform process: {own_cpu:.2} s CPU; load average {})",
             n as f64 / cx_cpu.max(0.01),
             std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
         );
@@ -291,8 +299,7 @@ fn parent() {
                 let mut i = w;
                 while i < requests {
                     let thing = format!("T{}", i % total);
-                    let r = platform.request(&thing, Code::GET, get_property(&thing, "Temp")).await;
-                    if r.is_ok_and(|m| m.header.code == Code::SUCCESS) {
+                    if platform.get_temp(&thing).await {
                         ok += 1;
                     }
                     i += inflight;
@@ -323,6 +330,105 @@ fn parent() {
             a.abort();
         }
     });
+}
+
+/// The platform the connection server's links go to.
+enum Upstream {
+    Fake(FakePlatform),
+    Real(test_support::PlatformHandle),
+}
+
+impl Upstream {
+    fn kind(&self) -> &'static str {
+        match self {
+            Upstream::Fake(_) => "fake (tests/support)",
+            Upstream::Real(_) => "real (crates/platform, SQLite)",
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Upstream::Fake(p) => p.url().to_string(),
+            Upstream::Real(p) => format!("wss://{}", p.addr),
+        }
+    }
+
+    fn pin(&self) -> String {
+        match self {
+            Upstream::Fake(p) => p.cert.fingerprint().to_string(),
+            Upstream::Real(p) => p.fingerprint.clone(),
+        }
+    }
+
+    /// One platform → edge property read; true when answered 0x40.
+    async fn get_temp(&self, thing: &str) -> bool {
+        match self {
+            Upstream::Fake(p) => p
+                .request(thing, Code::GET, get_property(thing, "Temp"))
+                .await
+                .is_ok_and(|m| m.header.code == Code::SUCCESS),
+            Upstream::Real(p) => p
+                .platform
+                .request(thing, Code::GET, Characteristic::PROPERTIES, "Temp", None)
+                .await
+                .is_ok_and(|a| a.code == Code::SUCCESS),
+        }
+    }
+}
+
+/// A real platform with things `T0..T{things}`, the edge key `EDGE_KEY` and a
+/// `connection-server` user whose key is `CX_KEY`.
+async fn real_platform(things: usize) -> test_support::PlatformHandle {
+    use platform::model::{NewAppKey, NewThing, Role, Template};
+    let p = test_support::spawn_platform(test_support::PlatformOptions {
+        things: Vec::new(),
+        request_timeout: Duration::from_secs(30),
+        auth_failures_per_window: 1_000_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let store = p.platform.store();
+    let started = Instant::now();
+    for i in 0..things {
+        store
+            .create_thing(&NewThing {
+                name: format!("T{i}"),
+                identifier: None,
+                template: Template::RemoteThing,
+                description: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    println!(
+        "created {things} things in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let hash = platform::secret::hash_password("bench-cx-password").unwrap();
+    store
+        .create_user("cx", &hash, Role::ConnectionServer)
+        .await
+        .unwrap();
+    for (name, user, key) in [
+        ("bench-edge", p.admin_user.as_str(), EDGE_KEY),
+        ("bench-cx", "cx", CX_KEY),
+    ] {
+        store
+            .create_app_key(
+                &NewAppKey {
+                    name: name.into(),
+                    user: user.into(),
+                    expires_at: None,
+                    allowed_addresses: Vec::new(),
+                    thing_patterns: Vec::new(),
+                },
+                &platform::secret::hash_app_key(key),
+            )
+            .await
+            .unwrap();
+    }
+    p
 }
 
 fn dummy_status() -> cxserver::Status {
