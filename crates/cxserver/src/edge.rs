@@ -96,6 +96,8 @@ pub(crate) async fn serve(conn: Conn, shared: Arc<Shared>) {
             }
         },
     };
+    // Agreed or not, the negotiation handle is done with.
+    drop(deflate);
     match route {
         Some(Route::AlwaysOn) => {
             debug!(deflate = ?ws.get_ref().deflate_params(), "edge upgraded");
