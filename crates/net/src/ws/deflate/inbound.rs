@@ -108,10 +108,14 @@ impl Inbound {
                 continue;
             }
             let compressed = match (head.opcode, self.msg) {
-                (OP_CONTINUATION, _) if head.rsv1 => {
-                    return Err(DeflateError::Protocol("RSV1 on a continuation frame"));
-                }
+                // RFC 7692 wants RSV1 on the first frame only, but the ThingWorx C SDK sets
+                // it on every fragment of a compressed message: tolerated there.
                 (OP_CONTINUATION, InMsg::Compressed { .. }) => true,
+                (OP_CONTINUATION, _) if head.rsv1 => {
+                    return Err(DeflateError::Protocol(
+                        "RSV1 on a continuation of an uncompressed message",
+                    ));
+                }
                 (OP_CONTINUATION, _) => false,
                 (_, InMsg::Compressed { .. }) => {
                     return Err(DeflateError::Protocol(

@@ -391,8 +391,8 @@ fn protocol_errors() {
     let mut inb = Inbound::new(params(false, false), &config());
     let err = run_inbound(&mut inb, &frame(0x80 | 0x40 | OP_PING, b"x"), &[]).unwrap_err();
     assert_eq!(err.close_code(), 1002);
-    // RSV1 on a continuation of a compressed message.
-    let mut wire = frame(0x40 | OP_BINARY, &[]);
+    // RSV1 on a continuation of an uncompressed message.
+    let mut wire = frame(OP_BINARY, &[]);
     wire.extend(frame(0x80 | 0x40, &[]));
     let mut inb = Inbound::new(params(false, false), &config());
     assert_eq!(
@@ -485,4 +485,34 @@ fn fragmented_bomb_is_refused_across_frames() {
         matches!(err, DeflateError::TooBig { limit } if limit == 1 << 20),
         "{err}"
     );
+}
+
+#[test]
+fn c_sdk_rsv1_on_every_fragment_is_tolerated() {
+    // twWs_SendDataFrame sets RSV1 on each frame of a compressed message,
+    // continuations included (it fragments when deflate made a chunk grow
+    // past the frame size).
+    let payload: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut c = Compress::new(Compression::default(), false);
+    let z = zdeflate(&mut c, &payload);
+    let mut wire = Vec::new();
+    let frags: Vec<&[u8]> = z.chunks(4000).collect();
+    for (i, f) in frags.iter().enumerate() {
+        let op = if i == 0 { OP_BINARY } else { 0 };
+        write_head(
+            &mut wire,
+            i + 1 == frags.len(),
+            true,
+            op,
+            Some([0; 4]),
+            f.len(),
+        );
+        wire.extend_from_slice(f);
+    }
+    let mut inb = Inbound::new(params(false, false), &config());
+    let out = run_inbound(&mut inb, &wire, &[]).unwrap();
+    let (msgs, _) = parse_frames(&out, 4096);
+    assert_eq!(msgs, vec![(OP_BINARY, payload)]);
 }
