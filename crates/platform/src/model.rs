@@ -351,5 +351,8 @@ mod tests {
             Template::EmsGateway
         );
         assert!("root".parse::<Role>().is_err());
+        let cx = "connection-server".parse::<Role>().unwrap();
+        assert_eq!(cx, Role::ConnectionServer);
+        assert!(!cx.may_operate() && !cx.may_administer());
     }
 }
