@@ -129,6 +129,13 @@ async function users(root) {
 
 // ---------------------------------------------------------------- app keys
 
+/** ms since the epoch as a `datetime-local` value (local time). */
+function localInput(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
 function keyStatus(k) {
   if (k.revoked) return ['revoked', 'off'];
   if (k.expires_at !== null && k.expires_at !== undefined && k.expires_at <= Date.now()) return ['expired', 'off'];
@@ -154,7 +161,52 @@ async function appkeys(root) {
       field('Allowed client addresses', addrs, 'Addresses or CIDR blocks, comma separated; empty: any.').wrap,
       field('Things it may bind', patterns, 'Name patterns with *, comma separated; empty: any.').wrap),
     h('button', { type: 'submit' }, 'Create key'));
-  replace(root, h('h2', {}, 'App keys'), out, shown, tableBox, create);
+  const expiryBox = h('div', { id: 'appkey-expiry' });
+  replace(root, h('h2', {}, 'App keys'), out, shown, tableBox, expiryBox, create);
+
+  /** The expiry editor of key `k` (opened from its row's button `from`). */
+  function editExpiry(k, from) {
+    const input = h('input', { name: 'expires_at', type: 'datetime-local', value: k.expires_at ? localInput(k.expires_at) : '' });
+    const close = () => {
+      replace(expiryBox);
+      from.setAttribute('aria-expanded', 'false');
+      from.focus();
+    };
+    const save = async (expiresAt) => {
+      if (await act(out, `Expiry of ${k.name}`, () => patch(`/api/v1/appkeys/${seg(k.name)}`, { expires_at: expiresAt }))) {
+        replace(expiryBox);
+        load();
+      }
+    };
+    const never = h('button', { type: 'button', class: 'secondary' }, 'Never expires');
+    never.addEventListener('click', () => save(null));
+    const now = h('button', { type: 'button', class: 'danger' }, 'Expire now');
+    now.addEventListener('click', () => save(Date.now()));
+    const cancel = h('button', { type: 'button', class: 'link' }, 'Cancel');
+    cancel.addEventListener('click', close);
+    const form = h('form', { class: 'card inline-form', 'aria-labelledby': 'expiry-h', dataset: { key: k.name } },
+      h('h3', { id: 'expiry-h' }, `Expiry of app key ${k.name}`),
+      h('p', { class: 'muted' }, k.expires_at ? `Now: expires ${when(k.expires_at)}.` : 'Now: never expires.'),
+      h('div', { class: 'row' }, field('Expires at', input, 'Local time. The key is refused from then on.').wrap),
+      h('div', { class: 'cluster' }, h('button', { type: 'submit' }, 'Set expiry'), never, now, cancel));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const t = new Date(input.value).getTime();
+      if (!input.value || Number.isNaN(t)) {
+        replace(out, message('error', 'Choose a date and time, or "Never expires".'));
+        input.focus();
+        return;
+      }
+      save(t);
+    });
+    form.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') close();
+    });
+    for (const b of tableBox.querySelectorAll('[aria-expanded]')) b.setAttribute('aria-expanded', 'false');
+    from.setAttribute('aria-expanded', 'true');
+    replace(expiryBox, form);
+    input.focus();
+  }
 
   async function load() {
     let keys;
@@ -171,10 +223,8 @@ async function appkeys(root) {
         if (!window.confirm(`Revoke app key ${k.name}? Edges and scripts using it are refused from now on.`)) return;
         if (await act(out, `Revoke ${k.name}`, () => post(`/api/v1/appkeys/${seg(k.name)}/revoke`))) load();
       });
-      const expire = h('button', { type: 'button', class: 'secondary small', disabled: status !== 'active', 'aria-label': `Expire app key ${k.name} now` }, 'Expire now');
-      expire.addEventListener('click', async () => {
-        if (await act(out, `Expire ${k.name}`, () => patch(`/api/v1/appkeys/${seg(k.name)}`, { expiresAt: Date.now() }))) load();
-      });
+      const expire = h('button', { type: 'button', class: 'secondary small', disabled: k.revoked, 'aria-label': `Change the expiry of app key ${k.name}`, 'aria-expanded': 'false' }, 'Expiry…');
+      expire.addEventListener('click', () => editExpiry(k, expire));
       const remove = h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete app key ${k.name}` }, 'Delete');
       remove.addEventListener('click', async () => {
         if (!window.confirm(`Delete app key ${k.name}?`)) return;
@@ -360,28 +410,37 @@ async function things(root) {
 async function audit(root) {
   const out = h('div');
   const tableBox = h('div');
-  const kind = h('input', { name: 'kind', autocomplete: 'off', placeholder: 'login, admin.*' });
+  const pager = h('div', { class: 'cluster', id: 'audit-pager' });
+  const kind = h('input', { name: 'kind', autocomplete: 'off', placeholder: 'login, session.*' });
   const actor = h('input', { name: 'actor', autocomplete: 'off' });
   const subject = h('input', { name: 'subject', autocomplete: 'off' });
   const text = h('input', { name: 'q', type: 'search', autocomplete: 'off' });
   const since = h('input', { name: 'since', type: 'datetime-local' });
   const until = h('input', { name: 'until', type: 'datetime-local' });
-  const limit = select('limit', ['100', '500', '1000', '5000'], '500');
+  const limit = select('limit', ['50', '100', '500', '1000'], '100');
   const form = h('form', { class: 'card inline-form', role: 'search', 'aria-label': 'Filter the audit log' },
     h('div', { class: 'row' },
-      field('Kind', kind, 'Exact, or a prefix ending in *.').wrap,
-      field('Actor', actor).wrap,
-      field('Subject', subject).wrap,
+      field('Kind', kind, 'Exact, or a prefix ending in * (session.*).').wrap,
+      field('Actor', actor, 'Exact.').wrap,
+      field('Subject', subject, 'Exact.').wrap,
       field('Text anywhere', text).wrap),
     h('div', { class: 'row' },
       field('From', since).wrap,
       field('Until', until).wrap,
-      field('Newest entries to fetch', limit).wrap),
+      field('Entries per page', limit).wrap),
     h('div', { class: 'cluster' },
       h('button', { type: 'submit' }, 'Apply filters'),
       h('button', { type: 'reset', class: 'secondary' }, 'Clear')));
-  replace(root, h('h2', {}, 'Audit log'), form, out, tableBox);
+  replace(root, h('h2', {}, 'Audit log'), form, out, tableBox, pager);
+  let offset = 0;
 
+  const ms = (el) => {
+    const t = el.value ? new Date(el.value).getTime() : NaN;
+    return Number.isNaN(t) ? null : t;
+  };
+
+  // The platform filters; the same rules are applied here as well, so
+  // that a platform which ignores a filter still shows only what matches.
   function match(e) {
     const k = kind.value.trim();
     if (k) {
@@ -389,46 +448,61 @@ async function audit(root) {
     }
     if (actor.value.trim() && e.actor !== actor.value.trim()) return false;
     if (subject.value.trim() && e.subject !== subject.value.trim()) return false;
-    const s = since.value ? new Date(since.value).getTime() : null;
-    const u = until.value ? new Date(until.value).getTime() : null;
-    if (s !== null && !Number.isNaN(s) && e.time < s) return false;
-    if (u !== null && !Number.isNaN(u) && e.time > u) return false;
+    const s = ms(since);
+    const u = ms(until);
+    if (s !== null && e.time < s) return false;
+    if (u !== null && e.time >= u) return false;
     const q = text.value.trim().toLowerCase();
     if (q && ![e.kind, e.actor, e.subject, e.detail, e.peer].some((x) => String(x).toLowerCase().includes(q))) return false;
     return true;
   }
 
-  async function load() {
-    // The filters go to the platform too (it may apply them); they are
-    // applied here in any case.
-    const qs = new URLSearchParams({ limit: limit.value });
-    for (const [k, el] of [['kind', kind], ['actor', actor], ['subject', subject]]) {
-      if (el.value.trim() && !el.value.includes('*')) qs.set(k, el.value.trim());
+  function query() {
+    const qs = new URLSearchParams({ limit: limit.value, offset: String(offset) });
+    for (const [k, el] of [['kind', kind], ['actor', actor], ['subject', subject], ['q', text]]) {
+      if (el.value.trim()) qs.set(k, el.value.trim());
     }
+    if (ms(since) !== null) qs.set('since', String(ms(since)));
+    if (ms(until) !== null) qs.set('until', String(ms(until)));
+    return qs;
+  }
+
+  async function load() {
     let entries;
     try {
-      entries = await get(`/api/v1/audit?${qs}`);
+      entries = await get(`/api/v1/audit?${query()}`);
     } catch (e) {
       replace(tableBox, message('error', e.noRoute ? 'This platform has no audit log API.' : `Cannot load the audit log: ${e.message}`));
+      replace(pager);
       return;
     }
     const shown = entries.filter(match);
-    replace(out, h('p', { class: 'muted', role: 'status' }, `${shown.length} of ${entries.length} entries shown.`));
-    const rows = shown.map((e) => h('tr', {},
+    const first = entries.length ? offset + 1 : 0;
+    replace(out, h('p', { class: 'muted', role: 'status', id: 'audit-count' },
+      shown.length === entries.length
+        ? `Entries ${first}–${offset + entries.length} shown (newest first).`
+        : `${shown.length} of ${entries.length} entries shown.`));
+    const rows = shown.map((e) => h('tr', { dataset: { kind: e.kind } },
       h('td', { 'data-label': 'Time' }, when(e.time)),
       h('td', { 'data-label': 'Kind' }, h('code', {}, e.kind)),
       h('td', { 'data-label': 'Actor' }, e.actor),
       h('td', { 'data-label': 'Subject' }, e.subject),
-      h('td', { 'data-label': 'Detail' }, e.detail),
+      h('td', { 'data-label': 'Detail', class: 'detail' }, e.detail),
       h('td', { 'data-label': 'Peer' }, e.peer)));
     if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No entry matches.')));
     replace(tableBox, h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'audit' },
       h('caption', { class: 'sr-only' }, 'Audit log'),
       h('thead', {}, h('tr', {}, ['Time', 'Kind', 'Actor', 'Subject', 'Detail', 'Peer'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows))));
+    const per = Number(limit.value);
+    const newer = h('button', { type: 'button', class: 'secondary', disabled: offset === 0 }, '← Newer');
+    newer.addEventListener('click', () => { offset = Math.max(0, offset - per); load(); });
+    const older = h('button', { type: 'button', class: 'secondary', disabled: entries.length < per }, 'Older →');
+    older.addEventListener('click', () => { offset += per; load(); });
+    replace(pager, newer, older);
   }
 
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
-  form.addEventListener('reset', () => setTimeout(load, 0));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); offset = 0; load(); });
+  form.addEventListener('reset', () => setTimeout(() => { offset = 0; load(); }, 0));
   await load();
 }

@@ -47,6 +47,9 @@ export async function render(main, params, ctx) {
   const steps = h('ol', { class: 'steps', 'aria-label': 'Progress' },
     ['Device attached', 'Client attached', 'Connected'].map((s, i) => h('li', { dataset: { step: String(i + 1) } }, s)));
   const facts = h('dl', { class: 'facts' });
+  // Where the RAC listens, once it reports it (client-info).
+  const clientBox = h('section', { 'aria-labelledby': 'client-h', class: 'card', id: 'client-address', hidden: true });
+  let shownAddress = null;
   const problems = h('div');
   const endOut = h('div');
   const endButton = h('button', { type: 'button', class: 'danger', id: 'end-session' }, 'End session');
@@ -73,6 +76,7 @@ export async function render(main, params, ctx) {
     problems,
     stateEl,
     steps,
+    clientBox,
     h('div', { class: 'actions' }, endButton),
     endOut,
     launch,
@@ -91,7 +95,8 @@ export async function render(main, params, ctx) {
       if (n === d.step && v.state !== 'ended') li.setAttribute('aria-current', 'step');
       else li.removeAttribute('aria-current');
     }
-    const local = v.client_local_address || v.local_address || null;
+    const local = v.client_address || null;
+    drawClient(v, local);
     replace(facts,
       h('dt', {}, 'Session'), h('dd', {}, h('code', {}, v.id)),
       h('dt', {}, 'Device · interface'), h('dd', {}, h('a', { href: `#/devices/${encodeURIComponent(v.thing)}` }, v.thing), ` · ${v.interface}`),
@@ -109,6 +114,26 @@ export async function render(main, params, ctx) {
     const join = main.querySelector('#launch');
     if (join && (v.client_attached || v.state === 'active' || v.state === 'ended')) join.hidden = true;
     if (v.state === 'ended') finish();
+  }
+
+  function drawClient(v, local) {
+    if (!local || v.state === 'ended') {
+      clientBox.hidden = true;
+      return;
+    }
+    clientBox.hidden = false;
+    if (local === shownAddress) return;
+    shownAddress = local;
+    const port = local.slice(local.lastIndexOf(':') + 1);
+    const host = local.slice(0, local.lastIndexOf(':'));
+    const iface = String(v.interface).toLowerCase();
+    let hint = null;
+    if (iface.includes('ssh')) hint = `For example: ssh -p ${port} USER@${host.replace(/^\[|\]$/g, '')}`;
+    else if (iface.includes('vnc')) hint = `For example: a VNC viewer on ${local}`;
+    replace(clientBox,
+      h('h2', { id: 'client-h' }, 'Your RAC listens on'),
+      copyBox('Local address', local),
+      hint ? h('p', { class: 'muted' }, hint) : null);
   }
 
   function finish() {

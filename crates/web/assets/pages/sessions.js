@@ -3,16 +3,17 @@
 // see and may end every session (the broker decides).
 
 import { del, get, seg } from '../api.js';
-import { h, message, replace, syncRows } from '../dom.js';
+import { field, h, message, replace, syncRows } from '../dom.js';
 import { bytes, when } from '../format.js';
 import { isAdmin, session } from '../state.js';
 import { describe } from './session.js';
 
 export const POLL_MS = 3000;
-/** Ended sessions: not served by the broker today (see docs/web.md). */
-export const HISTORY_PATH = '/api/v1/sessions/history?limit=100';
-/** Otherwise administrators read them from the audit log (`session.ended`, detail = the record as JSON). */
+/** Ended sessions, newest first (the platform's session history). */
+export const HISTORY_PATH = '/api/v1/sessions/history';
+/** A platform without it: administrators read them from the audit log (`session.ended`, detail = the record as JSON). */
 export const AUDIT_PATH = '/api/v1/audit?limit=1000&kind=session.ended';
+const HISTORY_LIMITS = ['25', '100', '500'];
 const HISTORY_EVERY_MS = 10000;
 
 const HEAD_ACTIVE = ['Session', 'User', 'Device', 'Interface', 'State', 'Since', 'Client → device', 'Device → client', 'Action'];
@@ -32,6 +33,17 @@ export async function render(main, _params, ctx) {
   const activeBody = h('tbody');
   const endedBody = h('tbody');
   const historyNote = h('div');
+  const fThing = h('input', { name: 'history-thing', autocomplete: 'off', placeholder: 'Pump1' });
+  const fUser = h('input', { name: 'history-user', autocomplete: 'off' });
+  const fLimit = h('select', { name: 'history-limit' }, HISTORY_LIMITS.map((n) => h('option', { value: n, selected: n === '100' }, n)));
+  const filters = h('form', { class: 'card inline-form', role: 'search', 'aria-label': 'Filter ended sessions', id: 'history-filters' },
+    h('div', { class: 'row' },
+      field('Device', fThing, 'Exact name; empty: all.').wrap,
+      field('User', fUser, 'Exact name; empty: all.').wrap,
+      field('Newest to show', fLimit).wrap),
+    h('div', { class: 'cluster' },
+      h('button', { type: 'submit' }, 'Apply'),
+      h('button', { type: 'reset', class: 'secondary' }, 'Clear')));
   let historyAvailable = true;
   let history = [];
   let historyAt = 0;
@@ -50,7 +62,8 @@ export async function render(main, _params, ctx) {
       h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'active-sessions' },
         h('caption', { class: 'sr-only' }, 'Active sessions'), thead(HEAD_ACTIVE), activeBody))),
     h('section', { 'aria-labelledby': 'ended-h' },
-      h('h2', { id: 'ended-h' }, 'Ended'),
+      h('h2', { id: 'ended-h' }, 'Ended sessions'),
+      filters,
       historyNote,
       h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'ended-sessions' },
         h('caption', { class: 'sr-only' }, 'Ended sessions'), thead(HEAD_ENDED), endedBody))));
@@ -104,10 +117,13 @@ export async function render(main, _params, ctx) {
     seenLive.clear();
     for (const v of active) seenLive.set(v.id, v);
     const known = new Set(history.map((r) => r.id));
+    const thing = fThing.value.trim();
+    const user = fUser.value.trim();
+    const wanted = (r) => (!thing || r.thing === thing) && (!user || r.user === user);
     const ended = [
       ...[...vanished.values()].filter((v) => !known.has(v.id)).reverse(),
       ...history,
-    ];
+    ].filter(wanted);
     syncRows(endedBody, ended.map((r) => ({
       key: r.id,
       sig: JSON.stringify(r),
@@ -119,13 +135,25 @@ export async function render(main, _params, ctx) {
     })), h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
   }
 
+  function historyQuery() {
+    const qs = new URLSearchParams({ limit: fLimit.value });
+    if (fThing.value.trim()) qs.set('thing', fThing.value.trim());
+    if (fUser.value.trim()) qs.set('user', fUser.value.trim());
+    return qs;
+  }
+
   async function loadHistory() {
+    const table = endedBody.parentElement;
     if (historyAvailable) {
       try {
-        const h = await get(HISTORY_PATH);
-        history = Array.isArray(h) ? h : [];
+        const list = await get(`${HISTORY_PATH}?${historyQuery()}`);
+        history = Array.isArray(list) ? list : [];
+        table.dataset.source = 'history';
+        replace(historyNote);
         return;
       } catch (e) {
+        // 404: a platform without the history route (the broker then
+        // answers for a session named "history"); 405 likewise.
         if (e.status !== 404 && e.status !== 405) throw e;
         historyAvailable = false;
       }
@@ -142,15 +170,18 @@ export async function render(main, _params, ctx) {
               return null;
             }
           })
-          .filter((r) => r && typeof r.id === 'string');
-        replace(historyNote, message('info', 'Ended sessions from the audit log (the newest 1000 entries).'));
+          .filter((r) => r && typeof r.id === 'string')
+          .slice(0, Number(fLimit.value));
+        table.dataset.source = 'audit';
+        replace(historyNote, message('info', 'Ended sessions from the audit log (this platform has no session history).'));
         return;
       } catch (e) {
         if (e.status === 401) throw e;
       }
     }
     history = [];
-    replace(historyNote, message('info', 'This platform does not list ended sessions to you yet; only sessions that end while this page is open are listed here.'));
+    table.dataset.source = 'page';
+    replace(historyNote, message('info', 'This platform does not list ended sessions to you; only sessions that end while this page is open are listed here.'));
   }
 
   async function refresh() {
@@ -172,6 +203,16 @@ export async function render(main, _params, ctx) {
       busy = false;
     }
   }
+
+  filters.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    historyAt = 0;
+    refresh();
+  });
+  filters.addEventListener('reset', () => setTimeout(() => {
+    historyAt = 0;
+    refresh();
+  }, 0));
 
   ctx.poll(refresh, POLL_MS);
 }
