@@ -20,25 +20,23 @@ const OP_CLOSE: u8 = 0x8;
 const READ_CHUNK: usize = 16 * 1024;
 /// Bytes queued for the socket before writes from tungstenite wait.
 const HIGH_WATER: usize = 64 * 1024;
-/// Matches the end of an HTTP head (`\r\n\r\n`) across chunks.
+
+/// Matches the end of an HTTP head across chunks: an empty line, ended by
+/// `\r\n` or by a bare `\n` (which httparse also accepts).
 #[derive(Clone, Copy, Debug, Default)]
 struct HeadEnd(u8);
 
 impl HeadEnd {
     /// Feeds bytes; returns the index just past the terminator if found.
     fn scan(&mut self, data: &[u8]) -> Option<usize> {
-        const T: &[u8; 4] = b"\r\n\r\n";
+        // 0: inside a line, 1: just after '\n', 2: after "\n\r".
         for (i, &b) in data.iter().enumerate() {
-            self.0 = if b == T[self.0 as usize] {
-                self.0 + 1
-            } else if b == b'\r' {
-                1
-            } else {
-                0
+            self.0 = match (self.0, b) {
+                (1 | 2, b'\n') => return Some(i + 1),
+                (_, b'\n') => 1,
+                (1, b'\r') => 2,
+                _ => 0,
             };
-            if self.0 == 4 {
-                return Some(i + 1);
-            }
         }
         None
     }
@@ -319,4 +317,32 @@ where
     }
     tracing::debug!(error = %e, "permessage-deflate: failing the connection");
     io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadEnd;
+
+    fn end_of(chunks: &[&[u8]]) -> Option<(usize, usize)> {
+        let mut h = HeadEnd::default();
+        chunks
+            .iter()
+            .enumerate()
+            .find_map(|(n, c)| h.scan(c).map(|at| (n, at)))
+    }
+
+    #[test]
+    fn head_end_across_chunks() {
+        assert_eq!(
+            end_of(&[b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"]),
+            Some((0, 24))
+        );
+        assert_eq!(
+            end_of(&[b"GET / HTTP/1.1\r\nA: b\r", b"\n\r", b"\nx"]),
+            Some((2, 1))
+        );
+        assert_eq!(end_of(&[b"GET / HTTP/1.1\nA: b\n\nrest"]), Some((0, 21)));
+        assert_eq!(end_of(&[b"GET / HTTP/1.1\r\nA: b\r\n"]), None);
+        assert_eq!(end_of(&[b"A: \r\r\n", b"B: c\r\n"]), None);
+    }
 }
