@@ -73,6 +73,18 @@ pub fn default_public_url(addr: SocketAddr) -> Result<url::Url, url::ParseError>
     url::Url::parse(&format!("https://{addr}"))
 }
 
+/// The platform's whole router: its own routes (AlwaysOn, REST,
+/// management API), the broker's and the web console's, with
+/// [`web::no_basic_challenge`] around all of them, so that a 401 to one of
+/// the page's own calls (a wrong password at log-in, an expired session)
+/// reaches the page's script instead of opening the browser's password
+/// dialog. (Layered on [`routes`] alone it misses `/api/v1/login`.)
+pub fn app(platform: &Platform, broker: &Broker) -> Router {
+    crate::http::router(platform.clone())
+        .merge(routes(broker))
+        .layer(axum::middleware::from_fn(web::no_basic_challenge))
+}
+
 /// The broker's routes and the web console, ready to merge.
 pub fn routes(broker: &Broker) -> Router {
     broker

@@ -93,6 +93,8 @@ async fn run(b: &Browser) -> Result<()> {
     )
     .await?;
     edge.auth_app_key(&server.app_key).await?;
+    // It answers StartTunnel by attaching a tunnel edge to the session.
+    support::server::serve_tunnels(&edge, server.client_tls()?);
     edge.bind(&["Pump1"]).await?;
     let now = chrono_now_ms();
     edge.push_properties(

@@ -1,28 +1,22 @@
-//! The test server: the real platform router (store, AlwaysOn endpoint,
-//! management API), the broker's session routes and the web console, merged
-//! on one TLS listener on 127.0.0.1:0, the way the platform will mount them.
-//! The broker's hooks: an `Authorizer` over the platform's own API (see
-//! `PlatformAuth`), an in-memory edge that attaches a tunnel-driver edge to
-//! every session, an in-memory audit.
+//! The test server: the platform as `tether-platform serve` wires it
+//! (`platform::prepare`, `remote_access::start_broker` with the platform's
+//! own hooks, `remote_access::app`: its router, the broker's routes and the
+//! web console; TLS with its generated certificate) on 127.0.0.1:0, with a
+//! SQLite store in a temp dir. The
+//! device is a `TestEdge` over AlwaysOn whose `StartTunnel` handler
+//! ([`serve_tunnels`]) attaches a tunnel-driver edge to each session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alwayson::{Code, Primitive, RequestBody};
 use anyhow::{Context as _, Result};
-use axum::Router;
-use axum::body::Body;
-use broker::memory::MemoryEdge;
-use broker::{
-    AuthError, Authorizer, Broker, BrokerConfig, Hooks, Principal, SessionAudit, SessionRecord,
-    StartTunnelRequest, Target,
-};
-use futures_util::future::BoxFuture;
 use platform::model::{NewAppKey, NewThing, Protocol, RemoteInterface, Role, Template};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 use tunnel::driver::{Connector, SessionOptions, run_session, tcp_connect};
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-password-1");
@@ -148,56 +142,83 @@ pub async fn spawn() -> Result<Server> {
         .await?;
 
     let base = format!("https://{addr}");
-    let api = platform::http::router(platform.clone());
-    let (edge, starts) = MemoryEdge::new();
-    let broker = Broker::new(
-        BrokerConfig::new(base.parse()?),
-        Hooks {
-            auth: Arc::new(PlatformAuth {
-                api: api.clone(),
-                platform: platform.clone(),
-            }),
-            edge: Arc::new(edge),
-            audit: Arc::new(AuditLog {
-                platform: platform.clone(),
-            }),
-        },
-        shutdown.clone(),
-    )?;
-    let app: Router = api
-        .merge(broker.router())
-        .merge(web::router())
-        .layer(axum::middleware::from_fn(web::no_basic_challenge));
     let fingerprint = prepared.identity.fingerprint.clone();
+    // The platform's own wiring: the broker with the platform's hooks
+    // (users, app keys, interfaces, StartTunnel over AlwaysOn, the audit
+    // log) and `remote_access::app`, the whole router.
+    let broker =
+        platform::remote_access::start_broker(&platform, base.parse()?, shutdown.child_token())?;
     tokio::spawn(net::http::serve(
         listener,
         Some(prepared.identity.server_config.clone()),
-        app,
+        platform::remote_access::app(&platform, &broker),
         net::http::ServeOptions::default(),
         shutdown.clone(),
     ));
-    let server = Server {
+    Ok(Server {
         base,
         fingerprint,
         platform,
         app_key: key.expose().to_owned(),
         shutdown,
         _dir: dir,
-    };
-    tokio::spawn(edge_sessions(starts, server.client_tls()?));
-    Ok(server)
+    })
+}
+
+/// What a `StartTunnel` asks of the edge.
+pub struct Start {
+    server_url: String,
+    server_token: String,
+    target: SocketAddr,
+}
+
+fn text(req: &RequestBody, field: &str) -> Option<String> {
+    match req.params.as_ref()?.value(field)? {
+        Primitive::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn start_of(req: &RequestBody) -> Option<Start> {
+    let connection: serde_json::Value = serde_json::from_str(&text(req, "connection")?).ok()?;
+    let target = format!(
+        "{}:{}",
+        connection["host"].as_str()?,
+        connection["port"].as_u64()?
+    );
+    Some(Start {
+        server_url: text(req, "server_url")?,
+        server_token: text(req, "server_token")?,
+        target: target.parse().ok()?,
+    })
+}
+
+/// Make `edge` a remote-access edge: it answers `StartTunnel` (and
+/// `CompleteTunnel`) and attaches a tunnel-driver server side to each
+/// session's server URL, connecting streams to the interface's target.
+pub fn serve_tunnels(edge: &test_support::TestEdge, tls: Arc<rustls::ClientConfig>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    edge.set_handler(move |_code, req| match req.target.as_str() {
+        "StartTunnel" => match start_of(req) {
+            Some(start) => {
+                let _ = tx.send(start);
+                (Code::SUCCESS, None)
+            }
+            None => (Code::BAD_REQUEST, None),
+        },
+        "CompleteTunnel" => (Code::SUCCESS, None),
+        _ => (Code::NOT_FOUND, None),
+    });
+    tokio::spawn(edge_sessions(rx, tls));
 }
 
 /// The device side of every session: attach to the server endpoint and run
 /// the tunnel crate's server driver towards the interface's target.
-async fn edge_sessions(
-    mut starts: tokio::sync::mpsc::UnboundedReceiver<StartTunnelRequest>,
-    tls: Arc<rustls::ClientConfig>,
-) {
+async fn edge_sessions(mut starts: mpsc::UnboundedReceiver<Start>, tls: Arc<rustls::ClientConfig>) {
     while let Some(start) = starts.recv().await {
         let tls = tls.clone();
         tokio::spawn(async move {
-            let auth = format!("Bearer {}", start.server_token.expose());
+            let auth = format!("Bearer {}", start.server_token);
             let headers = [
                 ("Authorization", auth.as_str()),
                 ("Sec-WebSocket-Protocol", broker::SUBPROTOCOL),
@@ -217,156 +238,17 @@ async fn edge_sessions(
                     return;
                 }
             };
-            let Ok(target) =
-                format!("{}:{}", start.target.host, start.target.port).parse::<SocketAddr>()
-            else {
-                return;
-            };
             let Ok(mux) =
                 tunnel::Mux::new(tunnel::Config::new(tunnel::Role::Server), Instant::now())
             else {
                 return;
             };
+            let target = start.target;
             let options = SessionOptions {
                 connector: Some(Connector::new(move |_label| tcp_connect(target))),
                 ..SessionOptions::default()
             };
             run_session(ws, mux, options, CancellationToken::new()).await;
         });
-    }
-}
-
-/// The broker's `Authorizer` over the platform's own API, standing in for
-/// the platform's implementation until the lead wires it: `GET /api/v1/me`
-/// with the caller's credentials says who it is; for a browser's unsafe
-/// request, a probe `PATCH /api/v1/users/<no such user>` makes the platform
-/// check the CSRF header (403 naming CSRF when wrong; otherwise 403 for a
-/// non-administrator or 404, with no side effect).
-struct PlatformAuth {
-    api: Router,
-    platform: platform::Platform,
-}
-
-impl PlatformAuth {
-    async fn call(
-        &self,
-        method: http::Method,
-        path: &str,
-        parts: &http::request::Parts,
-    ) -> Result<(u16, serde_json::Value), AuthError> {
-        let mut req = http::Request::builder().method(method.clone()).uri(path);
-        for name in ["cookie", "appkey", "authorization", "x-csrf-token"] {
-            for v in parts.headers.get_all(name) {
-                req = req.header(name, v);
-            }
-        }
-        let body = if method == http::Method::GET {
-            Body::empty()
-        } else {
-            req = req.header("content-type", "application/json");
-            Body::from("{}")
-        };
-        let mut req = req
-            .body(body)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        if let Some(ci) = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        {
-            req.extensions_mut().insert(*ci);
-        }
-        let resp = self
-            .api
-            .clone()
-            .oneshot(req)
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
-    }
-}
-
-impl Authorizer for PlatformAuth {
-    fn authenticate<'a>(
-        &'a self,
-        parts: &'a http::request::Parts,
-    ) -> BoxFuture<'a, Result<Principal, AuthError>> {
-        Box::pin(async move {
-            let (status, me) = self.call(http::Method::GET, "/api/v1/me", parts).await?;
-            if status != 200 {
-                return Err(AuthError::Unauthenticated);
-            }
-            let browser = parts.headers.contains_key("cookie")
-                && !parts.headers.contains_key("appkey")
-                && !parts.headers.contains_key("authorization");
-            if browser && !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
-                let (status, body) = self
-                    .call(http::Method::PATCH, "/api/v1/users/%01csrf-probe", parts)
-                    .await?;
-                if status == 403 && body["error"].as_str().unwrap_or_default().contains("CSRF") {
-                    return Err(AuthError::Forbidden("missing or wrong CSRF token".into()));
-                }
-            }
-            Ok(Principal {
-                user: me["user"].as_str().unwrap_or_default().to_owned(),
-                admin: me["role"] == "administrator",
-                cli: !browser,
-            })
-        })
-    }
-
-    fn authorize_open<'a>(
-        &'a self,
-        who: &'a Principal,
-        thing: &'a str,
-        interface: &'a str,
-    ) -> BoxFuture<'a, Result<Target, AuthError>> {
-        Box::pin(async move {
-            let store = self.platform.store();
-            let role = store
-                .user_with_hash(&who.user)
-                .await
-                .map_err(|e| AuthError::Internal(e.to_string()))?
-                .map(|(u, _)| u.role);
-            if !role.is_some_and(Role::may_operate) {
-                return Err(AuthError::Forbidden("viewers may not open sessions".into()));
-            }
-            let ifaces = store
-                .interfaces(thing)
-                .await
-                .map_err(|e| AuthError::Internal(e.to_string()))?;
-            let i = ifaces
-                .into_iter()
-                .find(|i| i.name == interface)
-                .ok_or_else(|| {
-                    AuthError::NotFound(format!("{thing} has no interface {interface}"))
-                })?;
-            Ok(Target {
-                host: i.host,
-                port: i.port,
-                protocol: "tcp".into(),
-            })
-        })
-    }
-}
-
-/// Ended sessions into the platform's audit log, one `session.ended` line
-/// with the record as JSON, as the platform records them.
-struct AuditLog {
-    platform: platform::Platform,
-}
-
-impl SessionAudit for AuditLog {
-    fn session_ended(&self, record: SessionRecord) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let subject = format!("{}/{}", record.thing, record.interface);
-            let detail = serde_json::to_string(&record).unwrap_or_default();
-            self.platform
-                .audit("session.ended", &record.user, &subject, &detail, "")
-                .await;
-        })
     }
 }
