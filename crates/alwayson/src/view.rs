@@ -641,6 +641,26 @@ impl<'a> InfoTableView<'a> {
                 } else {
                     pos
                 };
+                if i != value_i {
+                    // Name and quality are short ASCII strings: read them without building
+                    // a cell (anything else takes the general path below).
+                    if let Some(w) = window(buf, at).filter(|w| w[0] == STRING) {
+                        if let Some(text) = window_str(w, 1) {
+                            pos = at + 2 + text.len();
+                            if i == name_i {
+                                name = Some(text);
+                                continue;
+                            }
+                            if Some(i) == quality_i {
+                                quality = Some(text);
+                                continue;
+                            }
+                            // A STRING time: as the general path below (`as_f64` is None).
+                            time = 0;
+                            continue;
+                        }
+                    }
+                }
                 let (cell, next) = cell_trusted(buf, at);
                 pos = next;
                 if i == value_i {
