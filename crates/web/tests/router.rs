@@ -151,3 +151,44 @@ async fn basic_challenge_removed_for_the_page_only() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(!r.headers().contains_key(header::WWW_AUTHENTICATE));
 }
+
+/// The platform's whole router (`platform::remote_access::app`): a wrong
+/// password at `/api/v1/login` from the page carries no Basic challenge (the
+/// browser would open its own dialog and hold the request); from a script
+/// it still does.
+#[tokio::test]
+async fn platform_app_has_no_challenge_for_the_page_at_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let prepared = platform::prepare(
+        platform::Config::with_data_dir(dir.path()),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let p = prepared.platform.clone();
+    let broker = platform::remote_access::start_broker(
+        &p,
+        "https://127.0.0.1:1".parse().unwrap(),
+        shutdown.child_token(),
+    )
+    .unwrap();
+    let app = platform::remote_access::app(&p, &broker);
+    let login = |page: bool| {
+        let mut r = Request::post("/api/v1/login").header(header::CONTENT_TYPE, "application/json");
+        if page {
+            r = r.header(web::PAGE_HEADER, "1");
+        }
+        r.body(Body::from(
+            r#"{"username":"nobody","password":"wrong-password"}"#,
+        ))
+        .unwrap()
+    };
+    let r = send(&app, login(true)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+    let r = send(&app, login(false)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get(header::WWW_AUTHENTICATE).is_some());
+    shutdown.cancel();
+}
