@@ -81,8 +81,10 @@ impl Prepared {
         let broker =
             crate::remote_access::start_broker(&platform, public_url, shutdown.child_token())
                 .map_err(|e| RunError::RemoteAccess(e.to_string()))?;
-        let router =
-            crate::http::router(platform.clone()).merge(crate::remote_access::routes(&broker));
+        // The whole router (REST, management API, broker, page) under the
+        // page's no-challenge layer: a wrong password at the page's login
+        // must reach its script, not open the browser's own dialog.
+        let router = crate::remote_access::app(&platform, &broker);
         let closer = {
             let platform = platform.clone();
             let shutdown = shutdown.clone();
