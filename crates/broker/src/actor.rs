@@ -280,6 +280,7 @@ impl Actor {
             streams: view.streams_opened,
             reason: reason.as_str().to_owned(),
             detail: reason.detail(),
+            client_address: view.client_address.clone(),
         };
         self.inner.hooks.audit.session_ended(record).await;
         for w in waiters {

@@ -232,6 +232,11 @@ pub struct SessionRecord {
     pub reason: String,
     /// Human-readable detail.
     pub detail: String,
+    /// The local address the RAC listened on (`127.0.0.1:P`), if it
+    /// reported one before the end. Absent in rows written before this
+    /// field existed, which read as `None`.
+    #[serde(default)]
+    pub client_address: Option<String>,
 }
 
 /// Where ended sessions are recorded, implemented by the platform's store.
@@ -249,4 +254,31 @@ pub struct Hooks {
     pub edge: Arc<dyn EdgeControl>,
     /// Audit sink.
     pub audit: Arc<dyn SessionAudit>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionRecord;
+
+    /// Audit rows written before `client_address` existed still parse; a
+    /// new row carries it through a round trip.
+    #[test]
+    fn session_record_reads_rows_without_client_address() {
+        let old = r#"{"id":"s1","user":"alice","thing":"pump","interface":"ssh",
+            "created":"2026-11-21T10:00:00Z","started":null,
+            "ended":"2026-11-21T10:01:00Z","bytes_client_to_server":0,
+            "bytes_server_to_client":0,"streams":0,"reason":"attach_timeout",
+            "detail":"no client"}"#;
+        let rec: SessionRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.id, "s1");
+        assert_eq!(rec.client_address, None);
+        let new = SessionRecord {
+            client_address: Some("127.0.0.1:2222".to_owned()),
+            ..rec
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""client_address":"127.0.0.1:2222""#), "{text}");
+        let back: SessionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, new);
+    }
 }

@@ -279,6 +279,15 @@ async fn client_reports_its_local_address() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // The ended-session record keeps the reported address; a session that
+    // never reported one records none.
+    assert_eq!(h.delete_session(&id, "alice").await.status(), 200);
+    let rec = h.audit.wait_for(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.client_address.as_deref(), Some("127.0.0.1:2222"));
+    let oid = other["id"].as_str().unwrap();
+    assert_eq!(h.delete_session(oid, "alice").await.status(), 200);
+    let rec = h.audit.wait_for(oid, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rec.client_address, None);
 }
 
 #[tokio::test]
