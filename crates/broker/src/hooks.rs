@@ -277,7 +277,10 @@ mod tests {
             ..rec
         };
         let text = serde_json::to_string(&new).unwrap();
-        assert!(text.contains(r#""client_address":"127.0.0.1:2222""#), "{text}");
+        assert!(
+            text.contains(r#""client_address":"127.0.0.1:2222""#),
+            "{text}"
+        );
         let back: SessionRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, new);
     }

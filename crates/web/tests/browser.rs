@@ -285,6 +285,8 @@ async fn run(b: &Browser) -> Result<()> {
     // platform's session history; a platform without one: the audit log).
     let ended_row = format!("#ended-sessions tr[data-session='{session_id}']");
     b.wait_text(&ended_row, "ended_by_user", T).await?;
+    // The record keeps the local address the RAC reported.
+    b.wait_text(&ended_row, &local.to_string(), T).await?;
     let source = b
         .js(
             "return document.querySelector('#ended-sessions').dataset.source;",
@@ -321,6 +323,50 @@ async fn run(b: &Browser) -> Result<()> {
     b.wait_text(&ended_row, "ended_by_user", T).await?;
     b.screenshot("08b-sessions-history").await?;
     b.click("#history-filters button[type=reset]").await?;
+
+    // The device page lists that device's recent sessions, with the local
+    // address and the end reason, in a table with a caption and column
+    // headers (an administrator: every user's).
+    b.goto(&format!("{base}/#/devices/Pump1")).await?;
+    let recent_row = format!("#recent-sessions tr[data-session='{session_id}']");
+    b.wait_text(&recent_row, "ended_by_user", T).await?;
+    b.wait_text(&recent_row, &local.to_string(), T).await?;
+    b.wait_text(&recent_row, "admin", T).await?;
+    b.wait_text("main", "of every user", T).await?;
+    let markup = b
+        .js(
+            "const t = document.querySelector('#recent-sessions'); return [t.dataset.source, t.querySelector('caption').textContent, [...t.querySelectorAll('thead th[scope=col]')].map((x) => x.textContent), t.closest('section').getAttribute('aria-labelledby'), [...t.querySelectorAll(`tbody tr[data-session] td`)].slice(0, 9).map((x) => x.dataset.label)];",
+            json!([]),
+        )
+        .await?;
+    let head = json!([
+        "Session",
+        "User",
+        "Interface",
+        "Created",
+        "Ended",
+        "Client → device",
+        "Device → client",
+        "Local address",
+        "End reason"
+    ]);
+    ensure!(
+        markup
+            == json!([
+                "history",
+                "Recent ended sessions to Pump1, newest first",
+                head,
+                "recent-h",
+                head
+            ]),
+        "recent sessions markup: {markup}"
+    );
+    b.js(
+        "document.querySelector('#recent-h').scrollIntoView();",
+        json!([]),
+    )
+    .await?;
+    b.screenshot("08c-device-recent-sessions").await?;
 
     // State-changing calls without the CSRF header are refused (the page
     // always sends it).
@@ -530,6 +576,12 @@ async fn run(b: &Browser) -> Result<()> {
     b.screenshot("13-devices-phone").await?;
     b.goto(&format!("{base}/#/devices/Pump1")).await?;
     b.wait_text("#properties", "5.5", T).await?;
+    b.wait_text(&recent_row, "ended_by_user", T).await?;
+    b.js(
+        "document.querySelector('#recent-h').scrollIntoView();",
+        json!([]),
+    )
+    .await?;
     b.screenshot("14-device-phone").await?;
     b.size(1280, 900).await?;
 
@@ -554,6 +606,37 @@ async fn run(b: &Browser) -> Result<()> {
         admin_link_hidden == json!(true),
         "administration link visible to an operator"
     );
+    // An operator's device page lists only the operator's own sessions:
+    // the one the administrator ended (it never reported an address), not
+    // the administrator's.
+    b.goto(&format!("{base}/#/devices/Pump1")).await?;
+    let their_row = format!("#recent-sessions tr[data-session='{theirs}']");
+    b.wait_text(&their_row, "ended_by_admin", T).await?;
+    b.wait_text("main", "Your newest 10 ended sessions to Pump1", T)
+        .await?;
+    let others = b
+        .js(
+            "return [...document.querySelectorAll('#recent-sessions tbody tr[data-session]')].map((r) => r.dataset.session);",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        others == json!([theirs]),
+        "operator's recent sessions: {others}"
+    );
+    let address = b
+        .text(&format!("{their_row} td[data-label='Local address']"))
+        .await?;
+    ensure!(
+        address.trim().ends_with('—'),
+        "no address reported, shown: {address}"
+    );
+    b.js(
+        "document.querySelector('#recent-h').scrollIntoView();",
+        json!([]),
+    )
+    .await?;
+    b.screenshot("15a-device-recent-operator").await?;
     b.goto(&format!("{base}/#/admin/users")).await?;
     b.wait_text("main", "Administrators only", T).await?;
     b.screenshot("15-operator-refused").await?;

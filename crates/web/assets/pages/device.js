@@ -1,13 +1,18 @@
 // One device: its details, live property values (time and quality), its
-// remote interfaces with a Connect button each.
+// remote interfaces with a Connect button each, and its recent sessions.
 
 import { get, post, seg } from '../api.js';
-import { h, message, replace } from '../dom.js';
-import { ago, value, when } from '../format.js';
-import { mayOperate, rememberLaunch } from '../state.js';
+import { h, message, replace, syncRows } from '../dom.js';
+import { ago, bytes, value, when } from '../format.js';
+import { isAdmin, mayOperate, rememberLaunch } from '../state.js';
 import { statusBadge } from './devices.js';
+import { HISTORY_PATH, endReason, localAddress } from './sessions.js';
 
 export const POLL_MS = 3000;
+/** How many of the device's ended sessions to list. */
+export const RECENT_LIMIT = 10;
+const RECENT_EVERY_MS = 10000;
+const HEAD_RECENT = ['Session', 'User', 'Interface', 'Created', 'Ended', 'Client → device', 'Device → client', 'Local address', 'End reason'];
 
 /** Creates a session to `thing`/`iface`, then shows it. */
 export async function connect(thing, iface, ctx, out, button) {
@@ -37,8 +42,14 @@ export async function render(main, params, ctx) {
   const connectOut = h('div', { id: 'connect-messages' });
   const propsBody = h('tbody');
   const ifaceBox = h('div');
+  const recentNote = h('div');
+  const recentBody = h('tbody');
   let lastIfaces = '';
   let connected = false;
+  // When the recent sessions were last asked for; whether this platform
+  // and role list them at all.
+  let recentAt = 0;
+  let recentShown = true;
 
   replace(main,
     h('p', { class: 'crumbs' }, h('a', { href: '#/devices' }, '← All devices')),
@@ -54,7 +65,57 @@ export async function render(main, params, ctx) {
       h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'properties' },
         h('caption', { class: 'sr-only' }, `Properties of ${name}`),
         h('thead', {}, h('tr', {}, ['Name', 'Value', 'Type', 'Time', 'Quality'].map((c) => h('th', { scope: 'col' }, c)))),
-        propsBody))));
+        propsBody))),
+    h('section', { 'aria-labelledby': 'recent-h' },
+      h('h2', { id: 'recent-h' }, 'Recent sessions'),
+      recentNote,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'recent-sessions' },
+        h('caption', { class: 'sr-only' }, `Recent ended sessions to ${name}, newest first`),
+        h('thead', {}, h('tr', {}, HEAD_RECENT.map((c) => h('th', { scope: 'col' }, c)))),
+        recentBody))));
+
+  function drawRecent(list) {
+    syncRows(recentBody, list.map((r) => ({
+      key: r.id,
+      sig: JSON.stringify(r),
+      build: () => h('tr', { dataset: { session: r.id } }, [
+        h('code', { title: r.id }, r.id.slice(0, 8)), r.user, r.interface, when(r.created), when(r.ended),
+        bytes(r.bytes_client_to_server), bytes(r.bytes_server_to_client),
+        localAddress(r), endReason(r),
+      ].map((v, i) => h('td', { 'data-label': HEAD_RECENT[i] }, v))),
+    })), h('tr', {}, h('td', { colspan: HEAD_RECENT.length, class: 'empty' }, `No ended sessions to ${name} to show.`)));
+  }
+
+  /** The device's ended sessions (operators: their own; administrators: everyone's), at most every few seconds. */
+  async function loadRecent() {
+    if (!recentShown || Date.now() - recentAt < RECENT_EVERY_MS) return;
+    recentAt = Date.now();
+    const qs = new URLSearchParams({ thing: name, limit: String(RECENT_LIMIT) });
+    const table = recentBody.parentElement;
+    try {
+      const list = await get(`${HISTORY_PATH}?${qs}`);
+      if (!ctx.live()) return;
+      table.dataset.source = 'history';
+      replace(recentNote, h('p', { class: 'muted' }, isAdmin()
+        ? `The newest ${RECENT_LIMIT} ended sessions to ${name}, of every user.`
+        : `Your newest ${RECENT_LIMIT} ended sessions to ${name}.`));
+      drawRecent(Array.isArray(list) ? list.filter((r) => r && typeof r.id === 'string' && r.thing === name) : []);
+    } catch (e) {
+      if (e.status === 401) return;
+      // 403: a viewer sees no session history; 404/405: a platform without it.
+      if (e.status === 403 || e.status === 404 || e.status === 405) {
+        recentShown = false;
+        table.dataset.source = 'none';
+        drawRecent([]);
+        replace(recentNote, message('info', e.status === 403
+          ? 'Your role does not see session history.'
+          : 'This platform keeps no session history.'));
+        return;
+      }
+      recentAt = 0;
+      replace(recentNote, message('error', `Cannot load recent sessions: ${e.message}`));
+    }
+  }
 
   function drawInterfaces(list) {
     const key = JSON.stringify([list, connected]);
@@ -118,6 +179,7 @@ export async function render(main, params, ctx) {
         h('dt', {}, 'Values updated'), h('dd', {}, new Date().toLocaleTimeString()));
       drawInterfaces(t.interfaces || []);
       drawProps(t.properties || []);
+      await loadRecent();
     } catch (e) {
       if (e.status === 404) replace(problems, message('error', `No device named ${name}.`));
       else if (e.status !== 401) replace(problems, message('error', `Cannot load ${name}: ${e.message}`));

@@ -17,10 +17,20 @@ const HISTORY_LIMITS = ['25', '100', '500'];
 const HISTORY_EVERY_MS = 10000;
 
 const HEAD_ACTIVE = ['Session', 'User', 'Device', 'Interface', 'State', 'Since', 'Client → device', 'Device → client', 'Action'];
-const HEAD_ENDED = ['Session', 'User', 'Device', 'Interface', 'Created', 'Ended', 'Client → device', 'Device → client', 'End reason'];
+const HEAD_ENDED = ['Session', 'User', 'Device', 'Interface', 'Created', 'Ended', 'Client → device', 'Device → client', 'Local address', 'End reason'];
 
 function thead(cols) {
   return h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c))));
+}
+
+/** The RAC's reported local address of a session record, or a dash (none reported, or a record from before it was kept). */
+export function localAddress(r) {
+  return r.client_address ? h('code', {}, r.client_address) : '—';
+}
+
+/** A record's end reason with its detail. */
+export function endReason(r) {
+  return `${r.reason || '—'}${r.detail ? `: ${r.detail}` : ''}`;
 }
 
 function cells(cols, values) {
@@ -130,7 +140,8 @@ export async function render(main, _params, ctx) {
       build: () => h('tr', { dataset: { session: r.id } }, cells(HEAD_ENDED, [
         r.id.slice(0, 8), r.user, r.thing, r.interface, when(r.created), when(r.ended),
         bytes(r.bytes_client_to_server), bytes(r.bytes_server_to_client),
-        `${r.reason || '—'}${r.detail ? `: ${r.detail}` : ''}`,
+        localAddress(r),
+        endReason(r),
       ])),
     })), h('tr', {}, h('td', { colspan: HEAD_ENDED.length, class: 'empty' }, 'No ended sessions to show.')));
   }
