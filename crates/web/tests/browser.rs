@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(15);
+const VIEWER: (&str, &str) = ("vera", "viewer-password-1");
 
 fn shots_dir() -> PathBuf {
     std::env::var_os("WEB_SCREENSHOTS").map_or_else(
@@ -650,6 +651,33 @@ async fn run(b: &Browser) -> Result<()> {
     ensure!(
         code == json!(403),
         "operator GET /api/v1/users answered {code}"
+    );
+
+    // A viewer sees no session history: the device page says so instead
+    // of an empty table.
+    let r = http
+        .post(format!("{base}/api/v1/users"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .json(&json!({"name": VIEWER.0, "role": "viewer", "password": VIEWER.1}))
+        .send()
+        .await?;
+    ensure!(r.status() == 201, "viewer created: {}", r.status());
+    b.click("#logout").await?;
+    login(b, &base, VIEWER.0, VIEWER.1).await?;
+    b.goto(&format!("{base}/#/devices/Pump1")).await?;
+    b.wait_text("main", "Your role does not see session history", T)
+        .await?;
+    b.wait_text("#recent-sessions", "No ended sessions to Pump1", T)
+        .await?;
+    let source = b
+        .js(
+            "return document.querySelector('#recent-sessions').dataset.source;",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        source == json!("none"),
+        "viewer's recent sessions from {source}"
     );
 
     // 8. Lock-out: after repeated wrong passwords the page says so.
