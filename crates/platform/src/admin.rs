@@ -67,6 +67,8 @@ pub enum UserCommand {
     /// Create a user; prints a generated password unless --password is given.
     Add {
         name: String,
+        /// administrator, operator, viewer, or connection-server (a
+        /// tether-cxserver's user: its app key opens AlwaysOn links).
         #[arg(long, default_value = "viewer")]
         role: Role,
         /// The password (else generated and printed once). Prefer the env variable.
