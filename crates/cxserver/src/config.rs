@@ -150,7 +150,7 @@ pub struct EdgeSettings {
     /// `edge.max-tunnels`.
     pub max_tunnels: usize,
     /// `edge.compression`: accept permessage-deflate when an AlwaysOn edge offers it (default
-    /// off: the `101` then carries no extension, as the byte-exact upgrade test expects).
+    /// on; an edge that offers nothing gets no extension either way).
     pub compression: bool,
     /// `edge.compression-context-takeover`: keep the server's deflate window across messages
     /// (better ratio, ~310 KiB per compressing edge); off answers `server_no_context_takeover`.
@@ -170,7 +170,7 @@ impl Default for EdgeSettings {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             max_tunnels: DEFAULT_MAX_TUNNELS,
-            compression: false,
+            compression: true,
             compression_context_takeover: false,
         }
     }
@@ -352,7 +352,7 @@ impl Config {
                 DEFAULT_MAX_TUNNELS,
                 1_000_000,
             )?,
-            compression: e.compression.unwrap_or(false),
+            compression: e.compression.unwrap_or(true),
             compression_context_takeover: e.compression_context_takeover.unwrap_or(false),
         };
         let p = raw.platform;
@@ -502,14 +502,16 @@ mod tests {
         assert_eq!(c.platform.links, 2);
         assert_eq!(c.platform.trust, UpstreamTrust::Validate { ca_file: None });
         assert_eq!(format!("{:?}", c.platform.app_key), "***");
-        assert!(!c.edge.compression);
+        assert!(c.edge.compression, "deflate is negotiated by default");
         assert!(!c.edge.compression_context_takeover);
+        assert!(EdgeSettings::default().compression);
+        assert!(!EdgeSettings::default().compression_context_takeover);
         let on = MIN.replace(
             "[edge]",
-            "[edge]\ncompression = true\ncompression-context-takeover = true",
+            "[edge]\ncompression = false\ncompression-context-takeover = true",
         );
         let c = Config::from_toml(&on, Path::new(".")).unwrap();
-        assert!(c.edge.compression);
+        assert!(!c.edge.compression);
         assert!(c.edge.compression_context_takeover);
     }
 

@@ -331,11 +331,14 @@ async fn thingworx_upgrade_bytes_and_zero_mask_frames() -> Result<()> {
             .contains("sec-websocket-accept: zut71jcbifpughxeeg+lfgdcvoi="),
         "{head}"
     );
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("sec-websocket-extensions"),
-        "deflate declined: {head}"
+    // The C SDK offers permessage-deflate and `edge.compression` is on by default: the 101
+    // carries the agreed extension (the server keeps no window; the edge's window is kept, as
+    // the C SDK refuses `client_no_context_takeover`). The frames below are small, so both
+    // directions still travel uncompressed (RSV1 clear), which the extension allows.
+    assert_eq!(
+        extensions(&head),
+        ["permessage-deflate; server_no_context_takeover"],
+        "{head}"
     );
     // AUTH as the EMS sends it (reqId 3), masked with key 00000000.
     let auth = Message::auth_app_key(3, EDGE_KEY).to_bytes()?;
@@ -371,6 +374,42 @@ async fn thingworx_upgrade_bytes_and_zero_mask_frames() -> Result<()> {
     assert_eq!((m.header.code, m.header.request_id), (Code::SUCCESS, 4));
     assert!(platform.bound("PlainThing").is_some());
     Ok(())
+}
+
+#[tokio::test]
+async fn upgrade_without_an_offer_has_no_extension_header() -> Result<()> {
+    let (_platform, cx) = setup().await;
+    let tcp = tokio::net::TcpStream::connect(cx.edge_addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(cx.edge_tls.clone());
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let mut tls = connector.connect(name, tcp).await?;
+    let upgrade = "GET /Thingworx/WS HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Host: 127.0.0.1\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: +MAxFC+Wm8e25o4hcy2SEQ==\r\n\r\n";
+    tls.write_all(upgrade.as_bytes()).await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tls.read_u8().await?);
+    }
+    let head = String::from_utf8(head)?;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(extensions(&head).is_empty(), "no offer, no extension: {head}");
+    let auth = Message::auth_app_key(3, EDGE_KEY).to_bytes()?;
+    let mut frame = vec![0x82, 0x80 | auth.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(&auth);
+    tls.write_all(&frame).await?;
+    let reply = read_frame(&mut tls).await?;
+    assert_eq!(reply.0, 0x82, "plain binary frame, RSV1 clear");
+    assert_eq!(Header::peek(&reply.1)?.code, Code::SUCCESS);
+    Ok(())
+}
+
+/// The values of the `Sec-WebSocket-Extensions` lines of a response head.
+fn extensions(head: &str) -> Vec<&str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, v)| v.trim())
+        .collect()
 }
 
 /// Reads one unmasked server frame with a 7- or 16-bit length: (first byte, payload).
