@@ -102,6 +102,7 @@ struct RawEdge {
     max_tunnels: Option<usize>,
     compression: Option<bool>,
     compression_context_takeover: Option<bool>,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +156,49 @@ pub struct EdgeSettings {
     /// `edge.compression-context-takeover`: keep the server's deflate window across messages
     /// (better ratio, ~310 KiB per compressing edge); off answers `server_no_context_takeover`.
     pub compression_context_takeover: bool,
+    /// `edge.public-url`: the `wss://host[:port]` base URL edges use to reach this connection
+    /// server. When set, the origin of `StartTunnel` `server_url`s is replaced by it; when unset,
+    /// by the `edge.listen` address unless that is unspecified (`0.0.0.0` / `::`).
+    pub public_url: Option<url::Url>,
+}
+
+impl EdgeSettings {
+    /// `host[:port]` of [`Self::public_url`] (port left out when it is 443).
+    pub fn public_origin(&self) -> Option<String> {
+        let url = self.public_url.as_ref()?;
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        })
+    }
+}
+
+/// Parses and checks `edge.public-url`: `wss://`, a host, no credentials, path, query or
+/// fragment.
+fn public_url(v: Option<String>) -> Result<Option<url::Url>, ConfigError> {
+    const KEY: &str = "edge.public-url";
+    let Some(text) = v else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(&text).map_err(|err| invalid(KEY, format!("{text:?}: {err}")))?;
+    let why = if url.scheme() != "wss" {
+        Some("must start with wss://")
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("has no host")
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("must not carry credentials")
+    } else if url.path() != "/" && !url.path().is_empty() {
+        Some("must be a base URL without a path")
+    } else if url.query().is_some() || url.fragment().is_some() {
+        Some("must not carry a query or fragment")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(invalid(KEY, format!("{text:?} {why}"))),
+        None => Ok(Some(url)),
+    }
 }
 
 impl Default for EdgeSettings {
@@ -172,6 +216,7 @@ impl Default for EdgeSettings {
             max_tunnels: DEFAULT_MAX_TUNNELS,
             compression: true,
             compression_context_takeover: false,
+            public_url: None,
         }
     }
 }
@@ -354,6 +399,7 @@ impl Config {
             )?,
             compression: e.compression.unwrap_or(true),
             compression_context_takeover: e.compression_context_takeover.unwrap_or(false),
+            public_url: public_url(e.public_url)?,
         };
         let p = raw.platform;
         let url = url::Url::parse(&p.url)
@@ -542,5 +588,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("idle-timeout"), "{e}");
+    }
+
+    #[test]
+    fn public_url_gives_the_tunnel_origin_and_is_checked() {
+        let c = Config::from_toml(MIN, Path::new(".")).unwrap();
+        assert_eq!(c.edge.public_origin(), None);
+        for (url, origin) in [
+            ("wss://cx.example.com:9443", "cx.example.com:9443"),
+            ("wss://cx.example.com/", "cx.example.com"),
+            ("wss://cx.example.com:443", "cx.example.com"),
+            ("wss://[2001:db8::7]:9443", "[2001:db8::7]:9443"),
+            ("wss://10.0.0.9:9443", "10.0.0.9:9443"),
+        ] {
+            let text = MIN.replace("[edge]", &format!("[edge]\npublic-url = \"{url}\""));
+            let c = Config::from_toml(&text, Path::new(".")).unwrap();
+            assert_eq!(c.edge.public_origin().as_deref(), Some(origin), "{url}");
+        }
+        for (url, why) in [
+            ("cx.example.com:9443", "edge.public-url"),
+            ("https://cx.example.com", "must start with wss://"),
+            ("wss://cx.example.com/base", "without a path"),
+            ("wss://u:p@cx.example.com", "credentials"),
+            ("wss://cx.example.com/?a=1", "query"),
+            ("", "edge.public-url"),
+        ] {
+            let text = MIN.replace("[edge]", &format!("[edge]\npublic-url = \"{url}\""));
+            let e = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("edge.public-url") && e.contains(why),
+                "{url}: {e}"
+            );
+        }
     }
 }

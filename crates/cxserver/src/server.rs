@@ -131,13 +131,16 @@ impl CxServer {
             link_rx,
         } = self;
         let grace = shared.config.shutdown_grace;
-        match listeners.edge.local_addr() {
-            Ok(addr) if !addr.ip().is_unspecified() => {
-                let _ = shared.tunnel_origin.set(addr.to_string());
+        match tunnel_origin(
+            shared.config.edge.public_origin(),
+            listeners.edge.local_addr().ok(),
+        ) {
+            Some(origin) => {
+                let _ = shared.tunnel_origin.set(origin);
             }
-            _ => warn!(
-                "edge listener on an unspecified address: StartTunnel URLs are not rewritten, \
-                 edges attach tunnels to the platform's own URL"
+            None => warn!(
+                "edge listener on an unspecified address and no edge.public-url: StartTunnel \
+                 URLs are not rewritten, edges attach tunnels to the platform's own URL"
             ),
         }
         let background = CancellationToken::new();
@@ -212,5 +215,43 @@ impl Status {
     /// Edge sockets currently registered (sent AUTH and still open).
     pub fn edges(&self) -> usize {
         self.hub.all_edges().len()
+    }
+}
+
+/// The origin put into `StartTunnel` `server_url`s: `edge.public-url` when set, else the edge
+/// listener's address unless it is unspecified (`0.0.0.0` / `::`), else none (not rewritten).
+fn tunnel_origin(public: Option<String>, listen: Option<std::net::SocketAddr>) -> Option<String> {
+    public.or_else(|| {
+        listen
+            .filter(|a| !a.ip().is_unspecified())
+            .map(|a| a.to_string())
+    })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::tunnel_origin;
+
+    #[test]
+    fn public_url_wins_then_a_specific_listen_address() {
+        let any = Some(([0, 0, 0, 0], 9443).into());
+        let any6 = Some((std::net::Ipv6Addr::UNSPECIFIED, 9443).into());
+        let lo = Some(([127, 0, 0, 1], 9443).into());
+        let public = || Some("cx.example.com:9443".to_owned());
+        assert_eq!(
+            tunnel_origin(public(), any).as_deref(),
+            Some("cx.example.com:9443")
+        );
+        assert_eq!(
+            tunnel_origin(public(), any6).as_deref(),
+            Some("cx.example.com:9443")
+        );
+        assert_eq!(
+            tunnel_origin(public(), lo).as_deref(),
+            Some("cx.example.com:9443")
+        );
+        assert_eq!(tunnel_origin(None, lo).as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(tunnel_origin(None, any), None);
+        assert_eq!(tunnel_origin(None, any6), None);
     }
 }

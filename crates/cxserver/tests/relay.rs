@@ -392,7 +392,10 @@ async fn upgrade_without_an_offer_has_no_extension_header() -> Result<()> {
     }
     let head = String::from_utf8(head)?;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(extensions(&head).is_empty(), "no offer, no extension: {head}");
+    assert!(
+        extensions(&head).is_empty(),
+        "no offer, no extension: {head}"
+    );
     let auth = Message::auth_app_key(3, EDGE_KEY).to_bytes()?;
     let mut frame = vec![0x82, 0x80 | auth.len() as u8, 0, 0, 0, 0];
     frame.extend_from_slice(&auth);
@@ -627,5 +630,66 @@ async fn edges_of_a_dropped_link_fail_over_to_another_link_at_once() -> Result<(
         .await?;
     assert_eq!(answer.header.code, Code::SUCCESS);
     assert_eq!(answering.await?.header.session_id, session);
+    Ok(())
+}
+
+/// `server_url` of a `StartTunnel` request sent by the platform, as the edge receives it.
+async fn start_tunnel_url_seen_by_the_edge(
+    cx: &Cx,
+    platform: &FakePlatform,
+    thing: &str,
+) -> Result<String> {
+    let mut edge = Edge::connect_bound(cx, &[thing]).await?;
+    let seen = tokio::spawn(async move { edge.answer_one().await });
+    let params = alwayson::InfoTable::single_row([
+        ("tid", alwayson::Primitive::String("t1".into())),
+        (
+            "server_url",
+            alwayson::Primitive::String(
+                "wss://platform.example:8443/remote-access/v1/sessions/s1/server?x=1".into(),
+            ),
+        ),
+    ]);
+    let body = alwayson::RequestBody::new(
+        alwayson::EntityType::THING,
+        thing,
+        alwayson::Characteristic::SERVICES,
+        "StartTunnel",
+    )
+    .with_params(params);
+    let answer = platform.request(thing, Code::POST, body).await?;
+    assert_eq!(answer.header.code, Code::SUCCESS);
+    let req = seen.await??;
+    let Body::Request(r) = req.body else {
+        anyhow::bail!("not a request: {req:?}")
+    };
+    match r.params.as_ref().and_then(|p| p.value("server_url")) {
+        Some(alwayson::Primitive::String(url)) => Ok(url.clone()),
+        other => anyhow::bail!("server_url: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn start_tunnel_points_at_the_public_url_when_set() -> Result<()> {
+    let platform = FakePlatform::start().await;
+    let cx = spawn_cx(&platform, |c| {
+        c.edge.public_url = Some(url::Url::parse("wss://cx.example.com:9443").unwrap());
+    })
+    .await;
+    cx.wait_links_up(2).await?;
+    assert_eq!(
+        start_tunnel_url_seen_by_the_edge(&cx, &platform, "Pump1").await?,
+        "wss://cx.example.com:9443/remote-access/v1/sessions/s1/server?x=1"
+    );
+    // Without it, the (specific) listen address is used.
+    let cx = spawn_cx(&platform, |_| {}).await;
+    cx.wait_links_up(2).await?;
+    assert_eq!(
+        start_tunnel_url_seen_by_the_edge(&cx, &platform, "Pump2").await?,
+        format!(
+            "wss://{}/remote-access/v1/sessions/s1/server?x=1",
+            cx.edge_addr
+        )
+    );
     Ok(())
 }

@@ -21,6 +21,14 @@ fn shipped_samples_parse() {
                 cxserver::DEFAULT_AUTH_REQUEST_TIMEOUT
             );
             assert_eq!(c.platform.app_key.expose(), "k");
+            assert!(c.edge.compression && !c.edge.compression_context_takeover);
+            // The commented-out public-url example is valid too.
+            if text.contains("# public-url = ") {
+                let on = text.replace("# public-url = ", "public-url = ");
+                let c = cxserver::Config::from_toml(&on, tmp.path())
+                    .unwrap_or_else(|e| panic!("{} (public-url): {e}", path.display()));
+                assert!(c.edge.public_origin().is_some());
+            }
             found += 1;
         }
     }
