@@ -204,6 +204,11 @@ impl Authorizer for PlatformAuth {
                 .authenticate_app_key(key, peer)
                 .await
                 .map_err(|_| AuthError::Unauthenticated)?;
+            if p.role == Role::ConnectionServer {
+                return Err(AuthError::Forbidden(
+                    crate::http::auth::LINK_ONLY.to_owned(),
+                ));
+            }
             if p.may_bind(thing) {
                 Ok(())
             } else {

@@ -515,3 +515,72 @@ async fn connection_server_user_role_round_trips_and_link_outlives_edge_idle_tim
     assert!(is_connected(&p, "Pump1").await);
     p.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn connection_server_credentials_are_refused_outside_links() {
+    let p = spawn_platform(PlatformOptions::default()).await.unwrap();
+    let cx = cx_key(&p).await;
+    let http = p.http_client().unwrap();
+    let url = |path: &str| format!("{}{path}", p.base_url);
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("connection-server"), "{body}");
+    };
+    // The app key: REST, management API, remote-access sessions.
+    for req in [
+        http.get(url("/Thingworx/Things/Pump1/Properties")),
+        http.get(url("/api/v1/things")),
+        http.get(url("/api/v1/users")),
+        http.get(url("/api/v1/sessions")),
+        http.post(url("/api/v1/sessions"))
+            .json(&serde_json::json!({"thing": "Pump1", "interface": "ssh"})),
+    ] {
+        refused(req.header("appKey", &cx).send().await.unwrap()).await;
+    }
+    // The user's password, by Basic auth and through a web session.
+    let basic = http
+        .get(url("/api/v1/things"))
+        .basic_auth("cx", Some("cx-password-unused"))
+        .send()
+        .await
+        .unwrap();
+    refused(basic).await;
+    let login = http
+        .post(url("/api/v1/login"))
+        .json(&serde_json::json!({"username": "cx", "password": "cx-password-unused"}))
+        .send()
+        .await
+        .unwrap();
+    if login.status().is_success() {
+        let cookie = login
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_owned();
+        let r = http
+            .get(url("/api/v1/things"))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        refused(r).await;
+    } else {
+        assert_eq!(login.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+    // An administrator's key still works, and the cx key still opens a link.
+    let ok = http
+        .get(url("/api/v1/things"))
+        .header("appKey", &p.app_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), reqwest::StatusCode::OK);
+    let l = link(&p, &cx).await;
+    let a = ep(&l, 7, &p.app_key).await;
+    assert_eq!(ep_bind(&l, &a, &["Pump1"]).await.header.code, Code::SUCCESS);
+    p.shutdown().await.unwrap();
+}

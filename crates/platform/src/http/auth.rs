@@ -1,6 +1,7 @@
 //! `Caller`: the authenticated principal of an HTTP request, from an
 //! `appKey` header, HTTP basic auth, or the session cookie (with the CSRF
-//! header on anything but GET/HEAD).
+//! header on anything but GET/HEAD). A `connection-server` principal is
+//! refused here with 403: its credentials are only for AlwaysOn links.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -45,6 +46,19 @@ impl Caller {
     }
 }
 
+/// The message of the 403 given to a `connection-server` principal on any HTTP API.
+pub const LINK_ONLY: &str = "role connection-server may only open AlwaysOn links \
+     (/Thingworx/WS); it may not use the REST API, the management API or sessions";
+
+/// Refuses `connection-server` principals (403, [`LINK_ONLY`]).
+fn not_a_link(p: Principal) -> Result<Caller, AppError> {
+    if p.role == Role::ConnectionServer {
+        Err(AppError::Forbidden(LINK_ONLY.into()))
+    } else {
+        Ok(Caller(p))
+    }
+}
+
 /// The peer address of a request (unspecified when served without one).
 pub(crate) fn peer_of(parts: &Parts) -> IpAddr {
     parts
@@ -79,7 +93,7 @@ impl FromRequestParts<Platform> for Caller {
             let key = key
                 .to_str()
                 .map_err(|_| AppError::Unauthorized("invalid app key".into()))?;
-            return Ok(Caller(platform.authenticate_app_key(key, peer).await?));
+            return not_a_link(platform.authenticate_app_key(key, peer).await?);
         }
         if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
             let text = auth.to_str().unwrap_or_default();
@@ -99,9 +113,7 @@ impl FromRequestParts<Platform> for Caller {
             let (user, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| AppError::Unauthorized("malformed Basic authorization".into()))?;
-            return Ok(Caller(
-                platform.authenticate_password(user, password, peer).await?,
-            ));
+            return not_a_link(platform.authenticate_password(user, password, peer).await?);
         }
         if let Some(token) = cookie(parts, COOKIE) {
             let session =
@@ -118,11 +130,11 @@ impl FromRequestParts<Platform> for Caller {
                     return Err(AppError::Forbidden("missing or wrong CSRF token".into()));
                 }
             }
-            return Ok(Caller(Principal {
+            return not_a_link(Principal {
                 user: session.user,
                 role: session.role,
                 app_key: None,
-            }));
+            });
         }
         Err(AppError::Unauthorized(
             "authentication required: appKey header, HTTP basic or session cookie".into(),
