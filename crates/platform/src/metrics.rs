@@ -23,6 +23,12 @@ pub struct Metrics {
     pub property_updates: Counter,
     pub protocol_errors: Counter,
     pub http_requests: Counter,
+    /// Authenticated connection-server links open.
+    pub links: Gauge,
+    /// Connection-server links authenticated since start.
+    pub links_opened: Counter,
+    /// Authenticated virtual edges on links (also counted in `edge_connections`).
+    pub virtual_edges: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +57,9 @@ impl Metrics {
             property_updates: Counter::default(),
             protocol_errors: Counter::default(),
             http_requests: Counter::default(),
+            links: Gauge::default(),
+            links_opened: Counter::default(),
+            virtual_edges: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -114,6 +123,21 @@ impl Metrics {
             "HTTP requests served",
             m.http_requests.clone(),
         );
+        registry.register(
+            "links",
+            "Authenticated connection-server links open",
+            m.links.clone(),
+        );
+        registry.register(
+            "links_opened",
+            "Connection-server links authenticated",
+            m.links_opened.clone(),
+        );
+        registry.register(
+            "virtual_edges",
+            "Authenticated edges behind connection-server links (part of edge_connections)",
+            m.virtual_edges.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -142,5 +166,12 @@ mod tests {
             text.contains("tether_platform_edge_connections 0"),
             "{text}"
         );
+        for line in [
+            "tether_platform_links 0",
+            "tether_platform_links_opened_total 0",
+            "tether_platform_virtual_edges 0",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
     }
 }

@@ -584,3 +584,59 @@ async fn connection_server_credentials_are_refused_outside_links() {
     assert_eq!(ep_bind(&l, &a, &["Pump1"]).await.header.code, Code::SUCCESS);
     p.shutdown().await.unwrap();
 }
+
+/// Whether `/metrics` has every line of `lines`.
+async fn metrics_show(p: &PlatformHandle, lines: &[&str]) -> bool {
+    let Ok(r) = p
+        .http_client()
+        .unwrap()
+        .get(format!("{}/metrics", p.base_url))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let text = r.text().await.unwrap_or_default();
+    lines.iter().all(|l| text.lines().any(|t| t == *l))
+}
+
+#[tokio::test]
+async fn metrics_count_links_and_virtual_edges() {
+    let p = spawn_platform(PlatformOptions::default()).await.unwrap();
+    let cx = cx_key(&p).await;
+    assert!(
+        metrics_show(
+            &p,
+            &[
+                "tether_platform_links 0",
+                "tether_platform_links_opened_total 0",
+                "tether_platform_virtual_edges 0",
+            ]
+        )
+        .await
+    );
+    let l = link(&p, &cx).await;
+    let _a = ep(&l, 21, &p.app_key).await;
+    let _b = ep(&l, 22, &p.app_key).await;
+    let up = [
+        "tether_platform_links 1",
+        "tether_platform_links_opened_total 1",
+        "tether_platform_virtual_edges 2",
+        "tether_platform_edge_connections 2",
+    ];
+    assert!(wait_for(T, || metrics_show(&p, &up)).await);
+    // An endpoint gone: one virtual edge fewer.
+    assert_eq!(ep_gone(&l, 22).await.header.code, Code::SUCCESS);
+    let one = ["tether_platform_links 1", "tether_platform_virtual_edges 1"];
+    assert!(wait_for(T, || metrics_show(&p, &one)).await);
+    // The link closed: no link, no virtual edge, the counter kept.
+    l.close().await.unwrap();
+    let down = [
+        "tether_platform_links 0",
+        "tether_platform_links_opened_total 1",
+        "tether_platform_virtual_edges 0",
+        "tether_platform_edge_connections 0",
+    ];
+    assert!(wait_for(T, || metrics_show(&p, &down)).await);
+    p.shutdown().await.unwrap();
+}

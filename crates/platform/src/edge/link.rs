@@ -25,6 +25,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::SplitStream;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
@@ -82,6 +83,7 @@ pub(crate) async fn serve(
         .idle_timeout
         .max(LINK_IDLE_MIN);
     let mut last_rx = Instant::now();
+    let _up = LinkUp::new(platform);
     info!(principal = %principal.label(), "connection-server link up");
     let end = loop {
         let frame = tokio::select! {
@@ -127,6 +129,25 @@ pub(crate) async fn serve(
         "connection-server link down: its virtual edges are gone"
     );
     end
+}
+
+/// Counts a link in `tether_platform_links` while it is served (also when the serving future
+/// is dropped).
+struct LinkUp(Gauge);
+
+impl LinkUp {
+    fn new(platform: &Platform) -> LinkUp {
+        let m = &platform.shared.metrics;
+        m.links_opened.inc();
+        m.links.inc();
+        LinkUp(m.links.clone())
+    }
+}
+
+impl Drop for LinkUp {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Whether a frame is the "endpoint gone" UNBIND (no names, no gateway).
@@ -429,6 +450,7 @@ async fn authenticate(
             ));
             platform.shared.registry.add_connection(conn.clone());
             m.edge_connections.inc();
+            m.virtual_edges.inc();
             let mut reply = Message::response(&h, Code::SUCCESS, None);
             reply.header.session_id = session_id;
             send(&link.out, &reply).await;
@@ -449,5 +471,6 @@ async fn release(platform: &Platform, conn: &Arc<EdgeConn>, principal: &Principa
     let unbound = platform.shared.registry.remove_connection(conn.id);
     conn.fail_all();
     platform.shared.metrics.edge_connections.dec();
+    platform.shared.metrics.virtual_edges.dec();
     dispatch::on_unbound(platform, principal, &unbound, &conn.peer.to_string(), why).await;
 }
