@@ -50,6 +50,10 @@ impl Default for TunnelBench {
 #[derive(Debug, Clone, Serialize)]
 pub struct PathFigures {
     pub bulk_1_gbit_s: f64,
+    /// CPU seconds (user + system, whole process: sender, every hop and
+    /// the sink) per GiB of the single bulk stream; unlike Gbit/s it hardly
+    /// depends on how busy the machine is. `None` where /proc is missing.
+    pub bulk_1_cpu_s_per_gib: Option<f64>,
     pub bulk_parallel_gbit_s: f64,
     pub rtt_idle_p50_us: f64,
     pub rtt_idle_p99_us: f64,
@@ -164,6 +168,18 @@ async fn rtts(addr: SocketAddr, samples: usize, size: usize) -> anyhow::Result<(
     Ok((pct(&v, 0.50), pct(&v, 0.99)))
 }
 
+/// User + system CPU time of this process so far, from /proc/self/stat
+/// (fields 14 and 15, in clock ticks of 1/100 s, the Linux default).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -173,9 +189,15 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn measure(addr: SocketAddr, cfg: &TunnelBench) -> anyhow::Result<PathFigures> {
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     bulk(addr, cfg.bulk_bytes).await?;
     let bulk_1 = gbit(cfg.bulk_bytes, started.elapsed());
+    let gib = cfg.bulk_bytes as f64 / f64::from(1u32 << 30);
+    let cpu = match (cpu_before, process_cpu_seconds()) {
+        (Some(a), Some(b)) if gib > 0.0 => Some((b - a) / gib),
+        _ => None,
+    };
     let bulk_n = parallel(addr, cfg.parallel, cfg.parallel_bytes).await?;
     let (idle50, idle99) = rtts(addr, cfg.rtt_samples, cfg.rtt_size).await?;
     // Latency while one bulk stream runs (it keeps going until the samples are in).
@@ -186,6 +208,7 @@ async fn measure(addr: SocketAddr, cfg: &TunnelBench) -> anyhow::Result<PathFigu
     let (l50, l99) = loaded?;
     Ok(PathFigures {
         bulk_1_gbit_s: bulk_1,
+        bulk_1_cpu_s_per_gib: cpu,
         bulk_parallel_gbit_s: bulk_n,
         rtt_idle_p50_us: idle50,
         rtt_idle_p99_us: idle99,
@@ -270,6 +293,9 @@ impl Report {
             t.bulk_1_gbit_s,
             "Gbit/s",
         ));
+        if let (Some(a), Some(b)) = (r.bulk_1_cpu_s_per_gib, t.bulk_1_cpu_s_per_gib) {
+            s.push_str(&row("bulk, 1 stream: CPU per GiB", a, b, "s"));
+        }
         s.push_str(&row(
             &format!(
                 "bulk, {} streams ({} MiB each)",

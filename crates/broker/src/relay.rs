@@ -1,7 +1,9 @@
 //! The data path of one side: a reader task that checks each frame and
 //! forwards it to the peer's queue as the same `Bytes` it arrived in (DATA
 //! payloads are never copied or re-encoded), and a writer task that drains
-//! this side's queues onto its socket and pings it.
+//! this side's queues onto its socket and pings it. The writer feeds
+//! whatever is queued (up to 512 KiB) and flushes once per burst, so bulk
+//! data reaches TLS and the socket in large writes.
 //!
 //! Per direction the broker holds at most `queue_messages` frames, and per
 //! stream no more than the window: the broker tracks every stream's credit
@@ -26,6 +28,9 @@ use crate::streams::{Route, Streams};
 
 /// Control frames queued towards one side (HELLO, PEER, PONG, RESET, CLOSE).
 pub(crate) const CTRL_QUEUE: usize = 16;
+/// Bytes a writer hands the WebSocket before it flushes (see
+/// `Writer::write_batch`).
+const WRITE_BATCH: usize = 512 * 1024;
 /// A WebSocket close reason is at most 123 bytes.
 pub(crate) const MAX_WS_CLOSE_REASON: usize = 123;
 
@@ -121,6 +126,13 @@ struct Writer {
     ping_interval: Duration,
 }
 
+/// What the writer does with the next item of its queues.
+enum Next {
+    Send(Bytes),
+    Close { code: u16, reason: String },
+    Stop,
+}
+
 impl Writer {
     async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: QueueRx) {
         let write_deadline = self.ping_interval * 2;
@@ -129,9 +141,12 @@ impl Writer {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut opaque: u64 = 0;
         let mut next: Option<Message> = None;
+        // A CLOSE met while batching: sent once the batch is flushed.
+        let mut close: Option<(u16, String)> = None;
         loop {
             if let Some(msg) = next.take() {
-                match timeout(write_deadline, sink.send(msg)).await {
+                let batch = self.write_batch(&mut sink, msg, &mut rx, &mut close);
+                match timeout(write_deadline, batch).await {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         self.ended(EndReason::SideLeft {
@@ -146,6 +161,10 @@ impl Writer {
                         return;
                     }
                 }
+            }
+            if let Some((code, reason)) = close.take() {
+                self.close(&mut sink, code, reason).await;
+                return;
             }
             // Every branch is cancel-safe (mpsc `recv`, `cancelled`,
             // `Interval::tick`): a message is either taken whole or left in
@@ -173,6 +192,53 @@ impl Writer {
                     next = Some(Message::Binary(Frame::Ping { opaque }.to_bytes()));
                 }
             }
+        }
+    }
+
+    /// Write `first` and whatever is already queued (control frames first,
+    /// at most [`WRITE_BATCH`] bytes), then flush once: one flush per burst
+    /// instead of one per frame, so the TLS layer and the socket see large
+    /// writes under bulk load, while a lone frame still goes out at once.
+    async fn write_batch(
+        &self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        first: Message,
+        rx: &mut QueueRx,
+        close: &mut Option<(u16, String)>,
+    ) -> Result<(), axum::Error> {
+        let mut written = match &first {
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        sink.feed(first).await?;
+        while written < WRITE_BATCH && close.is_none() {
+            let frame = match self.try_next(rx) {
+                Next::Send(b) => b,
+                Next::Close { code, reason } => {
+                    *close = Some((code, reason));
+                    break;
+                }
+                Next::Stop => break,
+            };
+            written += frame.len();
+            sink.feed(Message::Binary(frame)).await?;
+        }
+        sink.flush().await
+    }
+
+    /// The next queued item without waiting: a control frame before data.
+    fn try_next(&self, rx: &mut QueueRx) -> Next {
+        match rx.ctrl.try_recv() {
+            Ok(Out::Frame(b)) => return Next::Send(b),
+            Ok(Out::Close { code, reason }) => return Next::Close { code, reason },
+            Err(_) => {}
+        }
+        match rx.data.try_recv() {
+            Ok(b) => {
+                self.shared.queued[self.side.idx()].fetch_sub(b.len(), Ordering::Relaxed);
+                Next::Send(b)
+            }
+            Err(_) => Next::Stop,
         }
     }
 

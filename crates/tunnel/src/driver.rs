@@ -48,8 +48,12 @@ use crate::{
     Event, Initiator, Mux, MuxError, Negotiated, PeerState, Stats, StreamId, close, reset,
 };
 
-/// Read size of a pipe (also bounded by the stream's credit).
-const READ_CHUNK: usize = 64 * 1024;
+/// Largest read of a pipe (also bounded by the stream's credit). The mux
+/// cuts it into DATA frames of `max_payload` without copying.
+const READ_CHUNK: usize = 256 * 1024;
+/// Commands the session handles per wake-up before it looks at its other
+/// inputs again.
+const COMMAND_BATCH: usize = 64;
 /// Frames waiting for the WebSocket writer.
 const OUT_QUEUE: usize = 64;
 /// The longest reason a WebSocket close frame carries.
@@ -395,11 +399,28 @@ impl Session {
         let mut shutting_down = false;
         loop {
             self.dispatch_events();
-            if pending.is_none() {
-                pending = self
-                    .mux
-                    .poll_transmit()
-                    .map(|f| Message::Binary(f.to_bytes()));
+            // Hand the writer every frame its queue takes now; wait (below)
+            // only when it is full.
+            loop {
+                if pending.is_none() {
+                    pending = self
+                        .mux
+                        .poll_transmit()
+                        .map(|f| Message::Binary(f.to_bytes()));
+                }
+                let Some(m) = pending.take() else { break };
+                match out_tx.try_reserve() {
+                    Ok(permit) => permit.send(m),
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        pending = Some(m);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => {
+                        pending = Some(m);
+                        self.lost("websocket writer stopped".into());
+                        break;
+                    }
+                }
             }
             if self.end.is_some() || (self.mux.is_finished() && pending.is_none()) {
                 break;
@@ -418,6 +439,13 @@ impl Session {
                 cmd = self.cmd_rx.recv() => {
                     if let Some(cmd) = cmd {
                         self.on_command(cmd);
+                        // Take what else the pipes queued in one go.
+                        for _ in 1..COMMAND_BATCH {
+                            match self.cmd_rx.try_recv() {
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
                     }
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
@@ -736,8 +764,10 @@ async fn pipe_stream<T: Io>(
                 }
             }
             let want = 1 + extra;
-            buf.resize(want, 0);
-            let n = match rd.read(&mut buf[..want]).await {
+            // Read into spare capacity (no zeroing); `take` keeps the read
+            // within the credit.
+            buf.reserve(want);
+            let n = match (&mut rd).take(want as u64).read_buf(&mut buf).await {
                 Ok(n) => n,
                 Err(err) => {
                     let _ = cmd
@@ -757,7 +787,6 @@ async fn pipe_stream<T: Io>(
             }
             sent += n as u64;
             let data = buf.split_to(n).freeze();
-            buf.clear();
             cmd.send(Command::Data(id, data))
                 .await
                 .map_err(|_| StreamError::SessionClosed)?;
