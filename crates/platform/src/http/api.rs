@@ -41,6 +41,9 @@ pub(crate) async fn login(
     let principal = platform
         .authenticate_password(&login.username, &login.password, peer)
         .await?;
+    if principal.role == Role::ConnectionServer {
+        return Err(AppError::Forbidden(super::auth::LINK_ONLY.into()));
+    }
     let (token, csrf) = platform
         .shared
         .sessions
