@@ -70,6 +70,10 @@ SQL
 }
 start_postgres
 
+# The packages above are installed, so an end-to-end test whose real peer
+# (Xvnc, vncsnapshot, ...) is missing fails instead of skipping.
+export TETHER_REQUIRE_E2E=1
+
 echo "==> unit, integration and end-to-end tests"
 cargo nextest run --workspace --no-fail-fast
 
