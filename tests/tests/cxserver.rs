@@ -302,7 +302,14 @@ async fn rest_reads_and_writes_a_lua_property_through_the_connection_server() ->
     let b = p.platform.registry().binding(LUA_THING).context("bound")?;
     assert!(b.conn.is_virtual(), "{:?}", b.conn);
     assert_ne!(b.conn.endpoint_id(), 0);
-    assert!(is_connected(&p.platform, LUA_THING).await);
+    // The registry holds the binding a moment before the store's isConnected
+    // is written (the BIND is answered after both).
+    let pf = p.platform.clone();
+    eventually(WAIT, "isConnected stored", || {
+        let pf = pf.clone();
+        async move { is_connected(&pf, LUA_THING).await }
+    })
+    .await?;
     assert_eq!(
         p.platform.registry().connection_count(),
         1,
