@@ -27,8 +27,15 @@ pub const HEADER_LEN: usize = 5;
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Default `max_payload` (64 KiB − 16).
 pub const DEFAULT_MAX_PAYLOAD: u32 = 64 * 1024 - 16;
-/// Default per-stream window (256 KiB).
-pub const DEFAULT_WINDOW: u32 = 256 * 1024;
+/// Default per-stream window announced in HELLO (1 MiB): the credit a
+/// stream may use while it is the only one in its session.
+pub const DEFAULT_WINDOW: u32 = 1024 * 1024;
+/// The most credit a receiver lets a stream hold while other streams share
+/// its session (256 KiB, or the negotiated window if smaller). A bulk
+/// stream's bytes in flight sit in the FIFOs every stream shares (socket
+/// buffers, the broker's queues), so this bounds how long an interactive
+/// stream's frames wait behind them.
+pub const SHARED_WINDOW: u32 = 256 * 1024;
 /// The largest body any frame may have, whatever a HELLO says (1 MiB). A
 /// WebSocket transport should cap messages at `HEADER_LEN + HARD_MAX_PAYLOAD`.
 pub const HARD_MAX_PAYLOAD: u32 = 1024 * 1024;

@@ -63,8 +63,8 @@ pub use code::{close, reset};
 pub use error::{FrameError, MuxError};
 pub use frame::{
     CAP_QUIC, CAP_RESUME, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Frame, HARD_MAX_PAYLOAD, HEADER_LEN,
-    Header, Hello, KNOWN_CAPABILITIES, Kind, MAX_TEXT_LEN, PROTOCOL_VERSION, PeerState, StreamId,
-    clamp_text, peek_header,
+    Header, Hello, KNOWN_CAPABILITIES, Kind, MAX_TEXT_LEN, PROTOCOL_VERSION, PeerState,
+    SHARED_WINDOW, StreamId, clamp_text, peek_header,
 };
 pub use mux::{
     Config, DEFAULT_MAX_STREAMS, DEFAULT_PING_INTERVAL, Event, Initiator, MAX_CREDIT, MIN_WINDOW,

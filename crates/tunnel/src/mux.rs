@@ -21,7 +21,10 @@
 //!   which is the credit the peer granted minus what is already queued, so
 //!   the queue per stream never exceeds the window. Received bytes are
 //!   granted back (WINDOW) only when the application reports them written
-//!   out with [`Mux::consumed`].
+//!   out with [`Mux::consumed`]. A stream alone in its session may hold the
+//!   whole negotiated window; while other streams share the session the
+//!   receiver holds grants back so the stream's credit stays within
+//!   [`SHARED_WINDOW`](crate::SHARED_WINDOW).
 //! - Scheduling: control frames first, then one DATA (or FIN) frame per
 //!   stream per turn, round-robin.
 //! - Any protocol violation queues CLOSE(1002) with a reason, emits
@@ -43,7 +46,7 @@ use crate::code;
 use crate::error::{FrameError, MuxError};
 use crate::frame::{
     DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Frame, HARD_MAX_PAYLOAD, Hello, KNOWN_CAPABILITIES,
-    PROTOCOL_VERSION, PeerState, StreamId, clamp_text,
+    PROTOCOL_VERSION, PeerState, SHARED_WINDOW, StreamId, clamp_text,
 };
 
 /// The smallest `initial_window` and `max_payload` a HELLO may carry.
@@ -834,6 +837,7 @@ impl Mux {
         let Some(window) = self.negotiated.map(|neg| u64::from(neg.window)) else {
             return;
         };
+        let shared = self.streams.len() > 1;
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -843,11 +847,21 @@ impl Mux {
         // Never grant more than the peer can have used.
         let outstanding = window.saturating_sub(s.recv_window + s.pending_grant);
         s.pending_grant += (n as u64).min(outstanding);
-        // Coalesce: one WINDOW per quarter window, so small reads do not
-        // become one frame each. The peer still holds ≥ 3/4 of its credit.
-        if s.pending_grant >= (window / 4).max(1) {
-            let inc = s.pending_grant;
-            s.pending_grant = 0;
+        // A stream alone in its session may hold the whole window; one that
+        // shares it holds at most SHARED_WINDOW, so an interactive stream's
+        // frames do not queue behind a window's worth of bulk data. Grants
+        // are only held back, never made beyond the bytes written.
+        let target = if shared {
+            window.min(u64::from(SHARED_WINDOW))
+        } else {
+            window
+        };
+        let room = target.saturating_sub(s.recv_window);
+        let inc = s.pending_grant.min(room);
+        // Coalesce: one WINDOW per quarter of the target, so small reads do
+        // not become one frame each. The peer still holds ≥ 3/4 of it.
+        if inc >= (target / 4).max(1) {
+            s.pending_grant -= inc;
             s.recv_window += inc;
             self.control.push_back(Frame::Window {
                 stream,

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tunnel::{
     CAP_QUIC, CAP_RESUME, Config, DEFAULT_MAX_PAYLOAD, DEFAULT_WINDOW, Event, Frame, Hello,
-    Initiator, Mux, MuxError, PeerState, Role, StreamId, close, reset,
+    Initiator, Mux, MuxError, PeerState, Role, SHARED_WINDOW, StreamId, close, reset,
 };
 
 fn cfg(role: Role) -> Config {
@@ -244,6 +244,62 @@ fn sender_never_exceeds_the_window_and_window_follows_consumption() {
     s.consumed(id, 1_000_000);
     pump_all(&mut c, &mut s, now);
     assert_eq!(c.send_capacity(id), 8192);
+}
+
+#[test]
+fn a_stream_alone_uses_the_whole_window_and_a_shared_one_is_held_to_the_shared_window() {
+    let (mut c, mut s, now) = pair();
+    let window = DEFAULT_WINDOW as usize;
+    let shared = SHARED_WINDOW as usize;
+    assert!(shared < window);
+    let bulk = open(&mut c, &mut s, now, "bulk");
+    // Send a window's worth and let the receiver write it all out.
+    let round = |c: &mut Mux, s: &mut Mux| {
+        let n = c.send_capacity(bulk);
+        c.send(bulk, Bytes::from(vec![7; n])).unwrap();
+        pump_all(c, s, now);
+        let got = data_of(&events(s), bulk).len();
+        assert_eq!(got, n);
+        s.consumed(bulk, got);
+        pump_all(c, s, now);
+        events(c);
+        n
+    };
+    // Alone: the whole window, again and again.
+    assert_eq!(round(&mut c, &mut s), window);
+    assert_eq!(c.send_capacity(bulk), window);
+    // A second stream opens: the bulk stream's grants are held back until
+    // its credit is within the shared window; nothing is granted beyond
+    // the bytes written.
+    let keys = open(&mut c, &mut s, now, "keys");
+    assert_eq!(
+        round(&mut c, &mut s),
+        window,
+        "credit already granted stays"
+    );
+    assert!(
+        c.send_capacity(bulk) <= shared,
+        "credit {} above the shared window",
+        c.send_capacity(bulk)
+    );
+    for _ in 0..4 {
+        let n = round(&mut c, &mut s);
+        assert!(n <= shared, "sent {n} while sharing");
+        assert!(
+            c.send_capacity(bulk) >= shared / 2,
+            "the stream is not starved"
+        );
+    }
+    // The other stream ends: the bulk stream gets the whole window back
+    // as soon as it consumes again.
+    c.finish(keys).unwrap();
+    s.finish(keys).unwrap();
+    pump_all(&mut c, &mut s, now);
+    events(&mut c);
+    events(&mut s);
+    assert_eq!(s.stream_count(), 1);
+    round(&mut c, &mut s);
+    assert_eq!(c.send_capacity(bulk), window);
 }
 
 #[test]
