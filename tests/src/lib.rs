@@ -298,11 +298,22 @@ impl Stack {
         denied_port: u16,
         extra: &str,
     ) -> anyhow::Result<Stack> {
-        let platform = spawn_platform(PlatformOptions {
+        let options = PlatformOptions {
             things: vec![THING.to_owned()],
             ..PlatformOptions::default()
-        })
-        .await?;
+        };
+        Stack::start_with_platform(target_port, denied_port, extra, options).await
+    }
+
+    /// [`Stack::start_with`] with these platform options (`things` should
+    /// hold `Pump1`).
+    pub async fn start_with_platform(
+        target_port: u16,
+        denied_port: u16,
+        extra: &str,
+        options: PlatformOptions,
+    ) -> anyhow::Result<Stack> {
+        let platform = spawn_platform(options).await?;
         let store = platform.platform.store();
         for (name, port) in [("ssh", target_port), ("denied", denied_port)] {
             store

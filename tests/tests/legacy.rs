@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use test_support::PlatformOptions;
 use tether_e2e::{Sshd, Stack, free_port, port_open, random_file, sha256_file};
 
 const STEP: Duration = Duration::from_secs(60);
@@ -39,11 +40,11 @@ async fn legacy_edge_carries_ssh_and_scp() -> anyhow::Result<()> {
     assert_eq!(out.len(), seq(300_000).len());
     assert!(out == seq(300_000), "output differs");
 
-    // The platform sends num_connects 1: the next connection of this
-    // session is refused by the edge, and ssh says so.
-    let (ok, _, err) = sshd.ssh(rac.addr.port(), "echo again").await?;
-    assert!(!ok, "a second connection ran although num_connects is 1");
-    eprintln!("second connection: {}", err.trim());
+    // The platform sends num_connects 16 by default: a second connection
+    // in the same session (a reconnecting client) works.
+    let (ok, out, err) = sshd.ssh(rac.addr.port(), "echo again").await?;
+    assert!(ok, "a second connection in a legacy session failed: {err}");
+    assert_eq!(out, "again\n");
     rac.stop.cancel();
     let ended = rac.ended(STEP).await?;
     assert!(ended.is_ok(), "{ended:?}");
@@ -90,6 +91,30 @@ async fn legacy_edge_carries_ssh_and_scp() -> anyhow::Result<()> {
     let ended = rac.ended(STEP).await?;
     assert!(ended.is_ok(), "{ended:?}");
     assert!(!port_open(addr).await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_num_connects_from_the_platform_config_is_honoured() -> anyhow::Result<()> {
+    let sshd = Sshd::start().await?;
+    let options = PlatformOptions {
+        things: vec!["Pump1".to_owned()],
+        legacy_num_connects: 1,
+        ..PlatformOptions::default()
+    };
+    let stack = Stack::start_with_platform(sshd.port, free_port()?, LEGACY, options).await?;
+    let rac = stack.rac("ssh").await?;
+    let (ok, out, err) = sshd.ssh(rac.addr.port(), "echo first").await?;
+    assert!(ok, "first connection failed: {err}");
+    assert_eq!(out, "first\n");
+    // num_connects 1 is spent: the edge refuses the next CONNECT and ssh
+    // says the connection closed.
+    let (ok, _, err) = sshd.ssh(rac.addr.port(), "echo again").await?;
+    assert!(!ok, "a second connection ran although num_connects is 1");
+    eprintln!("second connection: {}", err.trim());
+    rac.stop.cancel();
+    let ended = rac.ended(STEP).await?;
+    assert!(ended.is_ok(), "{ended:?}");
     Ok(())
 }
 

@@ -295,6 +295,7 @@ impl Broker {
             attach_deadline: cfg.attach_deadline,
             idle_timeout: cfg.idle_timeout,
             max_payload: cfg.max_payload,
+            num_connects: cfg.legacy_num_connects,
         };
         let outcome = match timeout(
             cfg.edge_call_timeout,

@@ -24,6 +24,11 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 pub const DEFAULT_EDGE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages queued towards one side (bounded; the sender waits when full).
 pub const DEFAULT_QUEUE_MESSAGES: usize = 32;
+/// `num_connects` sent to legacy edges: TCP connections one legacy session
+/// may open, one after the other.
+pub const DEFAULT_LEGACY_NUM_CONNECTS: u32 = 16;
+/// The most `legacy_num_connects` may be.
+pub const MAX_LEGACY_NUM_CONNECTS: u32 = 1000;
 
 /// Runtime configuration of the broker. Build with [`BrokerConfig::new`]
 /// and adjust fields; [`BrokerConfig::validate`] is called by
@@ -60,6 +65,9 @@ pub struct BrokerConfig {
     pub edge_call_timeout: Duration,
     /// Messages queued towards one side before the other side's reader waits.
     pub queue_messages: usize,
+    /// `connection.num_connects` in a legacy `StartTunnel`: how many TCP
+    /// connections (one at a time) a legacy edge opens for one session.
+    pub legacy_num_connects: u32,
 }
 
 /// A configuration value out of range.
@@ -89,6 +97,7 @@ impl BrokerConfig {
             max_streams_per_session: DEFAULT_MAX_STREAMS_PER_SESSION,
             edge_call_timeout: DEFAULT_EDGE_CALL_TIMEOUT,
             queue_messages: DEFAULT_QUEUE_MESSAGES,
+            legacy_num_connects: DEFAULT_LEGACY_NUM_CONNECTS,
         }
     }
 
@@ -127,6 +136,9 @@ impl BrokerConfig {
         }
         if self.queue_messages == 0 {
             return err("queue_messages", "must be at least 1");
+        }
+        if !(1..=MAX_LEGACY_NUM_CONNECTS).contains(&self.legacy_num_connects) {
+            return err("legacy_num_connects", "must be between 1 and 1000");
         }
         Ok(())
     }

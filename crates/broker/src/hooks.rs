@@ -112,6 +112,8 @@ pub struct StartTunnelRequest {
     pub idle_timeout: Duration,
     /// Largest DATA payload (legacy `chunksize`).
     pub max_payload: u32,
+    /// Legacy `connection.num_connects`: TCP connections, one at a time.
+    pub num_connects: u32,
 }
 
 /// Tells the edge a session is over.

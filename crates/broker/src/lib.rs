@@ -40,7 +40,7 @@ pub use broker::{
     Broker, ClientToken, CreateSession, Created, MAX_CLIENT_ADDRESS_LEN, MAX_NAME_LEN,
     valid_client_address,
 };
-pub use config::{BrokerConfig, ConfigError};
+pub use config::{BrokerConfig, ConfigError, DEFAULT_LEGACY_NUM_CONNECTS, MAX_LEGACY_NUM_CONNECTS};
 pub use error::BrokerError;
 pub use hooks::{
     AuthError, Authorizer, CompleteTunnelRequest, EdgeCommand, EdgeControl, EdgeError, Hooks,

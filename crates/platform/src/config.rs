@@ -71,6 +71,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     #[serde(default)]
     pub database: RawDatabase,
+    #[serde(default)]
+    pub remote_access: RawRemoteAccess,
     /// The platform's URL as browsers and edges reach it (behind a proxy, or
     /// when listening on 0.0.0.0): used in session launch links and in the
     /// `server_url` sent to edges in StartTunnel. Default: `https://<listen>`.
@@ -88,6 +90,30 @@ pub struct RawDatabase {
     pub url: Option<String>,
     /// PostgreSQL pool size (default 10).
     pub max_connections: Option<u32>,
+}
+
+/// `[remote_access]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteAccess {
+    /// `num_connects` in a legacy StartTunnel (default 16, 1..=1000).
+    pub legacy_num_connects: Option<u32>,
+}
+
+/// Remote-access settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAccessConfig {
+    /// TCP connections, one after the other, a legacy edge opens for one
+    /// session (`connection.num_connects` in StartTunnel).
+    pub legacy_num_connects: u32,
+}
+
+impl Default for RemoteAccessConfig {
+    fn default() -> Self {
+        RemoteAccessConfig {
+            legacy_num_connects: broker::DEFAULT_LEGACY_NUM_CONNECTS,
+        }
+    }
 }
 
 /// `[tls]`
@@ -192,6 +218,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where the entity store lives.
     pub database: Database,
+    pub remote_access: RemoteAccessConfig,
     /// The public base URL (`None`: derived from the listen address).
     pub public_url: Option<url::Url>,
     pub shutdown_grace: Duration,
@@ -211,6 +238,7 @@ impl Config {
             },
             alwayson: AlwaysOnConfig::default(),
             http: HttpConfig::default(),
+            remote_access: RemoteAccessConfig::default(),
             shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
         }
     }
@@ -390,6 +418,22 @@ impl RawConfig {
                 Database::sqlite_in(&data_dir)
             }
         };
+        let legacy_num_connects = self
+            .remote_access
+            .legacy_num_connects
+            .unwrap_or(broker::DEFAULT_LEGACY_NUM_CONNECTS);
+        if !(1..=broker::MAX_LEGACY_NUM_CONNECTS).contains(&legacy_num_connects) {
+            return Err(invalid(
+                "remote_access.legacy_num_connects",
+                format!(
+                    "{legacy_num_connects} is outside 1..={}",
+                    broker::MAX_LEGACY_NUM_CONNECTS
+                ),
+            ));
+        }
+        let remote_access = RemoteAccessConfig {
+            legacy_num_connects,
+        };
         let public_url = self
             .public_url
             .map(|text| parse_public_url(&text).map_err(|reason| invalid("public_url", reason)))
@@ -408,6 +452,7 @@ impl RawConfig {
             alwayson,
             http,
             database,
+            remote_access,
             public_url,
             shutdown_grace,
         })
@@ -490,6 +535,20 @@ mod tests {
     }
 
     #[test]
+    fn legacy_num_connects_defaults_to_16_and_is_read() {
+        let c = RawConfig::parse("data_dir = \"/x\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.remote_access.legacy_num_connects, 16);
+        let c = RawConfig::parse("data_dir = \"/x\"\n[remote_access]\nlegacy_num_connects = 3\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.remote_access.legacy_num_connects, 3);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = RawConfig::parse("data_dir = \"/x\"\n[alwayson]\nidle_timeout = 5\n").unwrap_err();
         assert!(e.contains("idle_timeout"), "{e}");
@@ -519,6 +578,14 @@ mod tests {
             (
                 "[database]\nmax_connections = 5",
                 "database.max_connections",
+            ),
+            (
+                "[remote_access]\nlegacy_num_connects = 0",
+                "remote_access.legacy_num_connects",
+            ),
+            (
+                "[remote_access]\nlegacy_num_connects = 1001",
+                "remote_access.legacy_num_connects",
             ),
             ("public_url = \"ftp://example.com\"", "public_url"),
             ("public_url = \"not a url\"", "public_url"),

@@ -57,7 +57,9 @@ pub fn start_broker(
             platform: platform.clone(),
         }),
     };
-    let broker = Broker::new(BrokerConfig::new(public_url), hooks, shutdown)?;
+    let mut config = BrokerConfig::new(public_url);
+    config.legacy_num_connects = platform.config().remote_access.legacy_num_connects;
+    let broker = Broker::new(config, hooks, shutdown)?;
     // Set once per platform; a second serve keeps the first broker's metrics.
     let _ = platform.shared.broker.set(broker.clone());
     Ok(broker)
@@ -234,7 +236,7 @@ pub fn start_tunnel_params(req: &StartTunnelRequest) -> InfoTable {
     let connection = serde_json::json!({
         "host": req.target.host,
         "port": req.target.port,
-        "num_connects": 1,
+        "num_connects": req.num_connects,
     });
     InfoTable::single_row([
         ("tid", Primitive::String(req.session_id.clone())),

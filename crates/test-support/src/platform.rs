@@ -30,6 +30,8 @@ pub struct PlatformOptions {
     pub max_message_size: usize,
     pub auth_failures_per_window: u32,
     pub max_connections: usize,
+    /// `remote_access.legacy_num_connects`.
+    pub legacy_num_connects: u32,
 }
 
 impl Default for PlatformOptions {
@@ -44,6 +46,7 @@ impl Default for PlatformOptions {
             max_message_size: 1 << 20,
             auth_failures_per_window: 1000,
             max_connections: 10_000,
+            legacy_num_connects: broker::DEFAULT_LEGACY_NUM_CONNECTS,
         }
     }
 }
@@ -98,6 +101,7 @@ pub async fn spawn_platform(opts: PlatformOptions) -> anyhow::Result<PlatformHan
     config.alwayson.max_message_size = opts.max_message_size;
     config.alwayson.auth_failures_per_window = opts.auth_failures_per_window;
     config.alwayson.max_connections = opts.max_connections;
+    config.remote_access.legacy_num_connects = opts.legacy_num_connects;
     config.shutdown_grace = Duration::from_secs(3);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
