@@ -10,17 +10,35 @@ mod common;
 use std::time::Duration;
 
 use alwayson::{Characteristic, Code, InfoTable, Primitive};
-use common::chain::{GATEWAY, ems_config, start_platform, wait_bound};
+use common::chain::{GATEWAY, THING, ems_config, start_platform, wait_bound};
 use common::{Ems, WAIT};
 use platform::model::{Protocol, RemoteInterface};
-use test_support::PlatformHandle;
+use test_support::{PlatformHandle, PlatformOptions, spawn_platform};
 
 const MAX: usize = 2;
 
 /// A platform with interface `echo` on the gateway and an EMS with
 /// `tunnel.max_concurrent = 2` and the target allowed.
 async fn setup(mode: &str) -> (PlatformHandle, Ems, tokio::net::TcpListener) {
-    let p = start_platform().await;
+    setup_with(mode, start_platform().await).await
+}
+
+/// [`setup`] on a platform that sends legacy `num_connects` `n`.
+async fn setup_num_connects(mode: &str, n: u32) -> (PlatformHandle, Ems, tokio::net::TcpListener) {
+    let p = spawn_platform(PlatformOptions {
+        things: vec![GATEWAY.into(), THING.into()],
+        legacy_num_connects: n,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    setup_with(mode, p).await
+}
+
+async fn setup_with(
+    mode: &str,
+    p: PlatformHandle,
+) -> (PlatformHandle, Ems, tokio::net::TcpListener) {
     let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = target.local_addr().unwrap().port();
     p.platform
@@ -206,7 +224,7 @@ async fn command(p: &PlatformHandle, tid: &str, command: &str) -> (Code, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_connect_reports_why_it_failed() {
-    let (p, ems, target) = setup("legacy").await;
+    let (p, ems, target) = setup_num_connects("legacy", 1).await;
     let port = target.local_addr().unwrap().port();
     let (status, body) = create(&p).await;
     assert!((200..300).contains(&status), "{status} {body}");
@@ -233,7 +251,8 @@ async fn legacy_connect_reports_why_it_failed() {
         text.contains(&format!("cannot connect to 127.0.0.1:{port}")),
         "{text}"
     );
-    // ...and it was the one attempt `num_connects: 1` allows.
+    // ...and it was the one attempt `num_connects: 1` (set in the platform's
+    // config) allows.
     let (code, text) = command(&p, &tid, "CONNECT").await;
     assert_eq!(code, Code::BAD_REQUEST, "{text}");
     assert!(
