@@ -8,7 +8,7 @@ use alwayson::{Code, InfoTable, Primitive, PropertyValue};
 use platform::model::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{PlatformOptions, TestEdge, spawn_platform, wait_for};
+use test_support::{PlatformHandle, PlatformOptions, TestEdge, spawn_platform, wait_for};
 
 mod support;
 
@@ -496,6 +496,84 @@ async fn cookie_login_needs_csrf_for_changes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    p.shutdown().await.unwrap();
+}
+
+/// Logs `user` in through `/api/v1/login`; returns the cookie pair.
+async fn login_cookie(p: &PlatformHandle, user: &str, password: &str) -> String {
+    let r = p
+        .http_client()
+        .unwrap()
+        .post(p.url("/api/v1/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "login as {user}");
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn me_status(p: &PlatformHandle, cookie: &str) -> (StatusCode, Value) {
+    let r = p
+        .http_client()
+        .unwrap()
+        .get(p.url("/api/v1/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_new_role_or_a_deleted_user_ends_that_users_web_sessions() {
+    let p = spawn_platform(PlatformOptions::default()).await.unwrap();
+    let http = p.http_client().unwrap();
+    for name in ["olivia", "oscar"] {
+        let r = http
+            .post(p.url("/api/v1/users"))
+            .basic_auth(&p.admin_user, Some(&p.admin_password))
+            .json(&json!({"name": name, "password": "password-1", "role": "administrator"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let olivia = login_cookie(&p, "olivia", "password-1").await;
+    let oscar = login_cookie(&p, "oscar", "password-1").await;
+    let admin = login_cookie(&p, &p.admin_user, &p.admin_password).await;
+    let (status, me) = me_status(&p, &olivia).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "administrator");
+
+    // Demoted: the old administrator session is gone, a new login has the
+    // new role.
+    let r = http
+        .patch(p.url("/api/v1/users/olivia"))
+        .basic_auth(&p.admin_user, Some(&p.admin_password))
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(me_status(&p, &olivia).await.0, StatusCode::UNAUTHORIZED);
+    let olivia = login_cookie(&p, "olivia", "password-1").await;
+    assert_eq!(me_status(&p, &olivia).await.1["role"], "viewer");
+
+    // Deleted: the session is gone and the password no longer logs in.
+    let r = http
+        .delete(p.url("/api/v1/users/oscar"))
+        .basic_auth(&p.admin_user, Some(&p.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me_status(&p, &oscar).await.0, StatusCode::UNAUTHORIZED);
+    // Other users' sessions are untouched.
+    assert_eq!(me_status(&p, &admin).await.0, StatusCode::OK);
+    assert_eq!(me_status(&p, &olivia).await.0, StatusCode::OK);
     p.shutdown().await.unwrap();
 }
 

@@ -177,6 +177,9 @@ pub(crate) async fn update_user(
         .store
         .update_user(&name, hash.as_deref(), upd.role)
         .await?;
+    // A new role or password takes effect at once: the user's browsers log
+    // in again.
+    platform.shared.sessions.end_user(&name);
     platform
         .audit(
             "admin.user.set",
@@ -200,6 +203,7 @@ pub(crate) async fn delete_user(
         return Err(AppError::Conflict("you cannot delete yourself".into()));
     }
     platform.shared.store.delete_user(&name).await?;
+    platform.shared.sessions.end_user(&name);
     platform
         .audit("admin.user.delete", &caller.0.label(), &name, "", "")
         .await;

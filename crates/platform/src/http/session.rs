@@ -94,6 +94,16 @@ impl WebSessions {
         self.lock().remove(&hash_app_key(token));
     }
 
+    /// Ends every session of `user` (deleted, or given a new role or
+    /// password): the next request from those browsers gets 401. Returns
+    /// how many ended.
+    pub fn end_user(&self, user: &str) -> usize {
+        let mut table = self.lock();
+        let before = table.len();
+        table.retain(|_, s| s.user != user);
+        before - table.len()
+    }
+
     /// Seconds a session lives (for the cookie's Max-Age).
     pub fn ttl_secs(&self) -> u64 {
         self.ttl.as_secs()
