@@ -116,7 +116,7 @@ impl Platform {
                 config.alwayson.auth_failures_per_window,
                 config.alwayson.auth_failure_window,
             ),
-            sessions: WebSessions::new(config.http.session_ttl),
+            sessions: WebSessions::new(config.http.session_ttl, store.clone()),
             edge_slots: Arc::new(Semaphore::new(config.alwayson.max_connections)),
             config,
             store,

@@ -501,6 +501,11 @@ async fn cookie_login_needs_csrf_for_changes() {
 
 /// Logs `user` in through `/api/v1/login`; returns the cookie pair.
 async fn login_cookie(p: &PlatformHandle, user: &str, password: &str) -> String {
+    login(p, user, password).await.0
+}
+
+/// Logs `user` in; returns the cookie pair and the CSRF token.
+async fn login(p: &PlatformHandle, user: &str, password: &str) -> (String, String) {
     let r = p
         .http_client()
         .unwrap()
@@ -511,7 +516,9 @@ async fn login_cookie(p: &PlatformHandle, user: &str, password: &str) -> String 
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "login as {user}");
     let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    set_cookie.split(';').next().unwrap().to_owned()
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    (cookie, body["csrfToken"].as_str().unwrap().to_owned())
 }
 
 async fn me_status(p: &PlatformHandle, cookie: &str) -> (StatusCode, Value) {
@@ -528,7 +535,7 @@ async fn me_status(p: &PlatformHandle, cookie: &str) -> (StatusCode, Value) {
 }
 
 #[tokio::test]
-async fn a_new_role_or_a_deleted_user_ends_that_users_web_sessions() {
+async fn web_sessions_follow_role_password_and_deletion() {
     let p = spawn_platform(PlatformOptions::default()).await.unwrap();
     let http = p.http_client().unwrap();
     for name in ["olivia", "oscar"] {
@@ -548,8 +555,7 @@ async fn a_new_role_or_a_deleted_user_ends_that_users_web_sessions() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["role"], "administrator");
 
-    // Demoted: the old administrator session is gone, a new login has the
-    // new role.
+    // Demoted: the same session has the new role at once.
     let r = http
         .patch(p.url("/api/v1/users/olivia"))
         .basic_auth(&p.admin_user, Some(&p.admin_password))
@@ -558,8 +564,20 @@ async fn a_new_role_or_a_deleted_user_ends_that_users_web_sessions() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let (status, me) = me_status(&p, &olivia).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "viewer");
+    // A new password logs her browsers out; the new one logs in.
+    let r = http
+        .patch(p.url("/api/v1/users/olivia"))
+        .basic_auth(&p.admin_user, Some(&p.admin_password))
+        .json(&json!({"password": "password-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(me_status(&p, &olivia).await.0, StatusCode::UNAUTHORIZED);
-    let olivia = login_cookie(&p, "olivia", "password-1").await;
+    let olivia = login_cookie(&p, "olivia", "password-2").await;
     assert_eq!(me_status(&p, &olivia).await.1["role"], "viewer");
 
     // Deleted: the session is gone and the password no longer logs in.
@@ -574,6 +592,36 @@ async fn a_new_role_or_a_deleted_user_ends_that_users_web_sessions() {
     // Other users' sessions are untouched.
     assert_eq!(me_status(&p, &admin).await.0, StatusCode::OK);
     assert_eq!(me_status(&p, &olivia).await.0, StatusCode::OK);
+    p.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_web_login_survives_a_platform_restart_and_logout_ends_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = || PlatformOptions {
+        data_dir: Some(tmp.path().to_owned()),
+        ..PlatformOptions::default()
+    };
+    let p = spawn_platform(opts()).await.unwrap();
+    let (cookie, csrf) = login(&p, &p.admin_user, &p.admin_password).await;
+    assert_eq!(me_status(&p, &cookie).await.0, StatusCode::OK);
+    p.shutdown().await.unwrap();
+
+    let p = spawn_platform(opts()).await.unwrap();
+    let (status, me) = me_status(&p, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["user"], p.admin_user.as_str());
+    let r = p
+        .http_client()
+        .unwrap()
+        .post(p.url("/api/v1/logout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me_status(&p, &cookie).await.0, StatusCode::UNAUTHORIZED);
     p.shutdown().await.unwrap();
 }
 

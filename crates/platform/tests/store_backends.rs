@@ -9,9 +9,9 @@
 mod support;
 
 use platform::model::{
-    NewAppKey, NewThing, PropertyValue, Protocol, RemoteInterface, Role, Template,
+    NewAppKey, NewThing, PropertyValue, Protocol, RemoteInterface, Role, Template, now_ms,
 };
-use platform::store::{AuditFilter, Store, StoreError};
+use platform::store::{AuditFilter, NewWebSession, Store, StoreError, StoredWebSession};
 use support::db::{Kind, TestDb};
 use support::platform::{ADMIN, ADMIN_PASSWORD};
 
@@ -46,6 +46,7 @@ on_every_backend!(
     property_upsert_replaces,
     conflicts_and_not_found,
     app_key_expiry_set_and_cleared,
+    web_sessions_survive_reopen_follow_the_role_and_are_bounded,
     audit_filters,
     text_round_trips_exactly,
     concurrent_writers,
@@ -374,6 +375,99 @@ async fn app_key_expiry_set_and_cleared(db: &TestDb) {
         store.set_app_key_expiry("nope", None).await,
         Err(StoreError::NotFound(_))
     ));
+    store.close().await;
+}
+
+async fn web_sessions_survive_reopen_follow_the_role_and_are_bounded(db: &TestDb) {
+    let store = db.open().await;
+    store.create_user("wes", "h", Role::Operator).await.unwrap();
+    store.create_user("wanda", "h", Role::Viewer).await.unwrap();
+    let far = now_ms() + 3_600_000;
+    let new = |hash: &'static str, user: &'static str, expires_at: i64| NewWebSession {
+        token_hash: hash,
+        user,
+        csrf: "csrf-1",
+        expires_at,
+        max: 3,
+    };
+    store
+        .create_web_session(&new("t1", "wes", far))
+        .await
+        .unwrap();
+    store
+        .create_web_session(&new("t2", "wanda", far + 1))
+        .await
+        .unwrap();
+    let s = store.web_session("t1").await.unwrap().unwrap();
+    assert_eq!(
+        s,
+        StoredWebSession {
+            user: "wes".into(),
+            role: Role::Operator,
+            csrf: "csrf-1".into(),
+            expires_at: far,
+        }
+    );
+    assert!(store.web_session("nope").await.unwrap().is_none());
+    assert!(matches!(
+        store.create_web_session(&new("t9", "nobody", far)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The role is the user's current one.
+    store
+        .update_user("wes", None, Some(Role::Administrator))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.web_session("t1").await.unwrap().unwrap().role,
+        Role::Administrator
+    );
+    store.close().await;
+
+    // Reopened: still there.
+    let store = db.open().await;
+    assert_eq!(
+        store.web_session("t2").await.unwrap().unwrap().user,
+        "wanda"
+    );
+    // Bounded: past `max` (3) the ones closest to expiry go; expired ones go
+    // on the next create.
+    store
+        .create_web_session(&new("t3", "wes", far + 2))
+        .await
+        .unwrap();
+    store
+        .create_web_session(&new("t4", "wes", far + 3))
+        .await
+        .unwrap();
+    assert!(
+        store.web_session("t1").await.unwrap().is_none(),
+        "closest to expiry dropped"
+    );
+    for t in ["t2", "t3", "t4"] {
+        assert!(store.web_session(t).await.unwrap().is_some(), "{t}");
+    }
+    let roomy = |s: NewWebSession<'static>| NewWebSession { max: 100, ..s };
+    store
+        .create_web_session(&roomy(new("old", "wes", 1)))
+        .await
+        .unwrap();
+    assert!(store.web_session("old").await.unwrap().is_some());
+    store
+        .create_web_session(&roomy(new("t5", "wanda", far + 4)))
+        .await
+        .unwrap();
+    assert!(
+        store.web_session("old").await.unwrap().is_none(),
+        "expired dropped"
+    );
+    // A user's sessions end together; deleting a user ends theirs.
+    assert_eq!(store.delete_web_sessions_of("wes").await.unwrap(), 2);
+    assert!(store.web_session("t3").await.unwrap().is_none());
+    assert!(store.web_session("t5").await.unwrap().is_some());
+    store.delete_user("wanda").await.unwrap();
+    assert!(store.web_session("t5").await.unwrap().is_none());
+    store.delete_web_session("t2").await.unwrap();
     store.close().await;
 }
 

@@ -44,10 +44,7 @@ pub(crate) async fn login(
     if principal.role == Role::ConnectionServer {
         return Err(AppError::Forbidden(super::auth::LINK_ONLY.into()));
     }
-    let (token, csrf) = platform
-        .shared
-        .sessions
-        .create(&principal.user, principal.role);
+    let (token, csrf) = platform.shared.sessions.create(&principal.user).await?;
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
         platform.shared.sessions.ttl_secs()
@@ -78,7 +75,7 @@ pub(crate) async fn logout(
 ) -> Result<Response, AppError> {
     let (parts, _) = request.into_parts();
     if let Some(token) = cookie(&parts, COOKIE) {
-        platform.shared.sessions.remove(token);
+        platform.shared.sessions.remove(token).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
@@ -163,6 +160,7 @@ pub(crate) async fn update_user(
 ) -> Result<Response, AppError> {
     caller.require_admin()?;
     let upd: UserUpdate = parse_json(&body)?;
+    let new_password = upd.password.is_some();
     let hash = match upd.password {
         Some(p) if p.len() < 8 => {
             return Err(AppError::BadRequest(
@@ -177,9 +175,11 @@ pub(crate) async fn update_user(
         .store
         .update_user(&name, hash.as_deref(), upd.role)
         .await?;
-    // A new role or password takes effect at once: the user's browsers log
-    // in again.
-    platform.shared.sessions.end_user(&name);
+    // A new role applies at once (sessions read it on every request); a new
+    // password logs the user's browsers out.
+    if new_password {
+        platform.shared.sessions.end_user(&name).await?;
+    }
     platform
         .audit(
             "admin.user.set",
@@ -202,8 +202,10 @@ pub(crate) async fn delete_user(
     if name == caller.0.user {
         return Err(AppError::Conflict("you cannot delete yourself".into()));
     }
+    // Ends the user's sessions first (deleting the user would too, by
+    // cascade).
+    platform.shared.sessions.end_user(&name).await?;
     platform.shared.store.delete_user(&name).await?;
-    platform.shared.sessions.end_user(&name);
     platform
         .audit("admin.user.delete", &caller.0.label(), &name, "", "")
         .await;

@@ -117,7 +117,7 @@ impl FromRequestParts<Platform> for Caller {
         }
         if let Some(token) = cookie(parts, COOKIE) {
             let session =
-                platform.shared.sessions.get(token).ok_or_else(|| {
+                platform.shared.sessions.get(token).await?.ok_or_else(|| {
                     AppError::Unauthorized("session expired; log in again".into())
                 })?;
             if !matches!(parts.method, Method::GET | Method::HEAD) {

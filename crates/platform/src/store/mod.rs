@@ -207,6 +207,29 @@ pub struct CopyCounts {
     pub audit_entries: usize,
 }
 
+/// A web session to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewWebSession<'a> {
+    /// Hash of the cookie token (the token itself is never stored).
+    pub token_hash: &'a str,
+    pub user: &'a str,
+    pub csrf: &'a str,
+    /// ms since the epoch.
+    pub expires_at: i64,
+    /// Most sessions kept in the store.
+    pub max: i64,
+}
+
+/// A stored web session, with the user's current role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebSession {
+    pub user: String,
+    pub role: crate::model::Role,
+    pub csrf: String,
+    /// ms since the epoch.
+    pub expires_at: i64,
+}
+
 /// Raw rows for a copy between stores (ids and hashes kept).
 #[derive(Default)]
 struct Dump {
@@ -372,9 +395,36 @@ impl Store {
         dispatch!(self.update_user(name, password_hash, role))
     }
 
-    /// Deletes a user (and their app keys).
+    /// Deletes a user (and their app keys and web sessions).
     pub async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
         dispatch!(self.delete_user(name))
+    }
+
+    // web log-in sessions
+
+    /// Stores a web session (expired ones are dropped first; past
+    /// `new.max` sessions, those closest to expiry go).
+    pub async fn create_web_session(&self, new: &NewWebSession<'_>) -> Result<(), StoreError> {
+        dispatch!(self.create_web_session(new))
+    }
+
+    /// The session stored under a cookie token's hash, with the user's
+    /// current role (expired or not: the caller checks `expires_at`).
+    pub async fn web_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<StoredWebSession>, StoreError> {
+        dispatch!(self.web_session(token_hash))
+    }
+
+    /// Ends one web session.
+    pub async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_web_session(token_hash))
+    }
+
+    /// Ends every web session of `user`; returns how many ended.
+    pub async fn delete_web_sessions_of(&self, user: &str) -> Result<u64, StoreError> {
+        dispatch!(self.delete_web_sessions_of(user))
     }
 
     // app keys

@@ -200,6 +200,84 @@ macro_rules! sql_backend {
                 user_from_row(&row)
             }
 
+            pub(super) async fn create_web_session(
+                &self,
+                new: &super::NewWebSession<'_>,
+            ) -> Result<(), StoreError> {
+                let now = now_ms();
+                sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                let user_id = self.user_id(new.user).await?;
+                sqlx::query(
+                    "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(new.token_hash)
+                .bind(user_id)
+                .bind(new.csrf)
+                .bind(now)
+                .bind(new.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| unique(e, "web session"))?;
+                // Bounded: past `max`, the sessions closest to expiry go.
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM web_sessions")
+                    .fetch_one(&self.pool)
+                    .await?;
+                if count > new.max {
+                    sqlx::query(
+                        "DELETE FROM web_sessions WHERE token_hash IN \
+                         (SELECT token_hash FROM web_sessions ORDER BY expires_at ASC LIMIT $1)",
+                    )
+                    .bind(count - new.max)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn web_session(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<super::StoredWebSession>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT u.name AS user_name, u.role, s.csrf, s.expires_at \
+                     FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(super::StoredWebSession {
+                        user: r.try_get("user_name")?,
+                        role: Role::from_str(r.try_get::<&str, _>("role")?).map_err(corrupt)?,
+                        csrf: r.try_get("csrf")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            pub(super) async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(super) async fn delete_web_sessions_of(&self, user: &str) -> Result<u64, StoreError> {
+                let r = sqlx::query(
+                    "DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)",
+                )
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
             pub(super) async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
                 let r = sqlx::query("DELETE FROM users WHERE name = $1")
                     .bind(name)
