@@ -128,6 +128,18 @@ impl Harness {
         Ok(r.json().await?)
     }
 
+    /// A browser session's `tether://` launch URL, created as alice.
+    pub async fn launch_url(&self) -> String {
+        let v = self
+            .create_browser("alice")
+            .await
+            .expect("create a session");
+        v["launch_url"]
+            .as_str()
+            .expect("launch_url in the answer")
+            .to_owned()
+    }
+
     /// POST /api/v1/sessions with the app key, asking for the client token.
     pub async fn create_cli(&self) -> Result<serde_json::Value> {
         let r = self
@@ -202,6 +214,16 @@ pub fn spawn_edge(
     start: StartTunnelRequest,
     ping: Duration,
 ) -> JoinHandle<Result<SessionEnd, net::NetError>> {
+    spawn_edge_until(start, ping, CancellationToken::new())
+}
+
+/// [`spawn_edge`] that leaves (as a device going away) when `stop` is
+/// cancelled.
+pub fn spawn_edge_until(
+    start: StartTunnelRequest,
+    ping: Duration,
+    stop: CancellationToken,
+) -> JoinHandle<Result<SessionEnd, net::NetError>> {
     tokio::spawn(async move {
         let ws = ws_attach(&start.server_url, start.server_token.expose(), true).await?;
         let target: SocketAddr = format!("{}:{}", start.target.host, start.target.port)
@@ -214,7 +236,7 @@ pub fn spawn_edge(
             connector: Some(Connector::new(move |_label| tcp_connect(target))),
             ..SessionOptions::default()
         };
-        Ok(run_session(ws, mux, options, CancellationToken::new()).await)
+        Ok(run_session(ws, mux, options, stop).await)
     })
 }
 
