@@ -10,49 +10,20 @@
 //! every AUTH and BIND is checked and recorded as in production. Both processes run with the
 //! soft open-file limit raised to the hard limit (through `sh -c 'ulimit -n …; exec …'`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// The counting allocator below needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
-#![allow(unsafe_code)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use alwayson::{Characteristic, Code};
 use cxserver::{CxServer, Listeners, Secret, Tls};
+use support::counting_alloc::{Counting, live_bytes};
 use support::*;
 use tokio::net::TcpListener;
-
-/// Counts live heap bytes so the bench can report heap per connection besides VmRSS.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// has no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -160,7 +131,7 @@ fn child() {
         tokio::task::spawn_blocking(|| {
             let mut line = String::new();
             while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                println!("HEAP {}", LIVE.load(Ordering::Relaxed));
+                println!("HEAP {}", live_bytes());
                 std::io::stdout().flush().unwrap();
                 line.clear();
             }

@@ -4,43 +4,15 @@
 //! (alone in this test binary): the heap per upgraded socket with the offer, minus the heap
 //! per socket without it, stays far below one inflate window (~42 KiB).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// The counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
-#![allow(unsafe_code)]
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
+use support::counting_alloc::{Counting, live_bytes};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// has no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -77,7 +49,7 @@ async fn upgrade(cx: &Cx, extensions: Option<&str>) -> Result<(Tls, String)> {
 async fn heap_per_socket(cx: &Cx, extensions: Option<&str>) -> Result<f64> {
     let open = |n: usize| format!("tether_cx_connections {n}\n");
     assert!(cx.metrics.render().contains(&open(0)));
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live_bytes();
     let mut socks = Vec::with_capacity(N);
     for _ in 0..N {
         let (tls, head) = upgrade(cx, extensions).await?;
@@ -94,7 +66,7 @@ async fn heap_per_socket(cx: &Cx, extensions: Option<&str>) -> Result<f64> {
         cx.metrics.render().contains(&open(N))
     })
     .await?;
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = live_bytes();
     drop(socks);
     wait_for(Duration::from_secs(10), "edges closed", || {
         cx.metrics.render().contains(&open(0))

@@ -4,6 +4,8 @@
 //! capacity bench (`#[path]` include), so not every item is used by every includer.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod counting_alloc;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
