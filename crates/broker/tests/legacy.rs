@@ -11,7 +11,7 @@ use broker::{EdgeCommand, TunnelCommand};
 use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -70,18 +70,7 @@ async fn legacy_edge_bridged_to_a_native_client() {
     let e = legacy_attach(&url, EDGE_KEY).await.unwrap_err();
     assert!(matches!(e, net::NetError::WsRefused { status, .. } if status == 401));
 
-    let joined = rac::Joined {
-        session: tid.clone(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let (local, client) = serve_client(&created, CancellationToken::new()).await;
 
     // 600 KB: more than the window and many legacy chunks.
     let mut a = TcpStream::connect(local).await.unwrap();
@@ -160,18 +149,7 @@ async fn a_pong_means_the_frames_before_the_ping_were_forwarded() {
         h.base.replace("http://", "ws://")
     );
     let mut edge = legacy_attach(&url, EDGE_KEY).await.unwrap();
-    let joined = rac::Joined {
-        session: tid.clone(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let _client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let (local, _client) = serve_client(&created, CancellationToken::new()).await;
 
     let mut a = TcpStream::connect(local).await.unwrap();
     a.write_all(b"go").await.unwrap();

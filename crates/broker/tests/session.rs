@@ -659,19 +659,8 @@ async fn slow_reader_keeps_broker_memory_bounded() {
     let created = h.create_cli().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let edge = spawn_edge(h.next_start().await, Duration::from_secs(15));
-    let joined = rac::Joined {
-        session: id.clone(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let client = tokio::spawn(tunnel.serve(listener, stop.clone()));
+    let (local, client) = serve_client(&created, stop.clone()).await;
     let data: Vec<u8> = (0..TOTAL).map(|i| (i * 7 % 256) as u8).collect();
     let want: u64 = data.iter().map(|b| u64::from(*b)).sum();
     let mut s = TcpStream::connect(local).await.unwrap();
@@ -716,15 +705,7 @@ async fn silent_edge_is_noticed() {
         .await
         .unwrap();
     s.send(hello()).await.unwrap();
-    let joined = rac::Joined {
-        session: created["id"].as_str().unwrap().to_owned(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
+    let tunnel = attach_client(&created).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let began = tokio::time::Instant::now();
     let end = tokio::time::timeout(
@@ -838,18 +819,7 @@ async fn client_first_then_edge_then_edge_leaves() {
     let created = h.create_cli().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let start = h.next_start().await;
-    let joined = rac::Joined {
-        session: id.clone(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let (local, client) = serve_client(&created, CancellationToken::new()).await;
     let mut s = TcpStream::connect(local).await.unwrap();
     let echo = {
         let data = b"typed before the device was there".to_vec();
@@ -894,18 +864,7 @@ async fn throughput_figure() {
     let mut h = spawn(echo_server().await, |_| {}).await;
     let created = h.create_cli().await.unwrap();
     let _edge = spawn_edge(h.next_start().await, Duration::from_secs(15));
-    let joined = rac::Joined {
-        session: created["id"].as_str().unwrap().to_owned(),
-        client_url: created["client_url"].as_str().unwrap().to_owned(),
-        client_token: created["client_token"].as_str().unwrap().to_owned(),
-    };
-    let tls = rac::tls_config(&net::Trust::default()).unwrap();
-    let tunnel = rac::Tunnel::attach(&joined, tls, &rac::ClientOptions::default())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let _client = tokio::spawn(tunnel.serve(listener, CancellationToken::new()));
+    let (local, _client) = serve_client(&created, CancellationToken::new()).await;
     let mut s = TcpStream::connect(local).await.unwrap();
     let data = vec![0x5au8; TOTAL];
     let began = std::time::Instant::now();
